@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+/// @file executor.hpp
+/// @brief Evaluation of expressions and reductions into host tensors (Eigen's TensorExecutor, CPU tier).
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "../../core/tensor.hpp"
+
+LST_NAMESPACE_BEGIN
+
+template <>
+struct Executor<Cpu> {
+  /// dst = e, elementwise with broadcasting, in one pass: each output element is computed from the operands'
+  /// elements directly, so `y = a * b + c` reads a, b, c once and writes y once, allocating nothing.
+  template <class T, class E>
+  static void assign(const TensorView<T, Cpu>& dst, const E& e) {
+    if constexpr (is_reduction<E>::value) {
+      reduce(dst, e);
+    } else {
+      static_assert(std::is_same_v<typename detail::expr_t<E>::value_type, std::remove_const_t<T>>,
+                    "lst: expression and destination element types differ");
+      auto ev = detail::as_expr(e);
+      ev.bind(dst.shape());
+      T* LST_RESTRICT out = dst.data();
+      const index_t n = dst.numel();
+      if (ev.linear()) {
+        // Same-shape operands: one flat loop the compiler vectorises.
+        for (index_t i = 0; i < n; ++i) out[i] = ev.at(i);
+        return;
+      }
+      const auto d = detail::pad4(dst.shape());
+      for (index_t i0 = 0; i0 < d[0]; ++i0)
+        for (index_t i1 = 0; i1 < d[1]; ++i1)
+          for (index_t i2 = 0; i2 < d[2]; ++i2) {
+            ev.seek_row(i0, i1, i2);
+            T* LST_RESTRICT row = out + ((i0 * d[1] + i1) * d[2] + i2) * d[3];
+            for (index_t j = 0; j < d[3]; ++j) row[j] = ev.at_col(j);
+          }
+    }
+  }
+
+  template <class T, class U>
+  static void copy(const TensorView<const U, Cpu>& src, const TensorView<T, Cpu>& dst) {
+    static_assert(std::is_same_v<std::remove_const_t<U>, T>, "lst: copy between different element types");
+    LST_CHECK_SHAPE(src.shape() == dst.shape(), "copy: source shape ", src.shape(), " differs from destination ",
+                    dst.shape());
+    if (src.data() != dst.data() && src.numel() > 0)
+      std::memmove(dst.data(), src.data(), sizeof(T) * static_cast<std::size_t>(src.numel()));
+  }
+
+  template <class T>
+  static void fill(const TensorView<T, Cpu>& dst, std::remove_const_t<T> v) {
+    std::fill(dst.data(), dst.data() + dst.numel(), v);
+  }
+
+ private:
+  template <class T, RowReduceKind Kind, class E>
+  static void reduce(const TensorView<T, Cpu>& dst, const RowReduceExpr<Kind, E>& r) {
+    using V = typename E::value_type;
+    E ev = r.expr;
+    const Shape s = ev.shape();
+    ev.bind(s);
+    const index_t rows = s.rows(), cols = s.cols();
+    LST_CHECK_SHAPE(dst.numel() == rows, "row reduction: source of shape ", s, " has ", rows,
+                    " rows, destination of shape ", dst.shape(), " has ", dst.numel(), " elements");
+    LST_CHECK_SHAPE(cols > 0 || Kind == RowReduceKind::sum, "row reduction: empty rows in shape ", s);
+    const auto d = detail::pad4(s);
+    index_t r_out = 0;
+    for (index_t i0 = 0; i0 < d[0]; ++i0)
+      for (index_t i1 = 0; i1 < d[1]; ++i1)
+        for (index_t i2 = 0; i2 < d[2]; ++i2, ++r_out) {
+          ev.seek_row(i0, i1, i2);
+          V acc;
+          if constexpr (Kind == RowReduceKind::max) {
+            acc = -std::numeric_limits<V>::infinity();
+            for (index_t j = 0; j < cols; ++j) acc = std::max(acc, ev.at_col(j));
+          } else {
+            acc = V(0);
+            for (index_t j = 0; j < cols; ++j) acc += ev.at_col(j);
+            if constexpr (Kind == RowReduceKind::mean || Kind == RowReduceKind::variance) acc /= V(cols);
+            if constexpr (Kind == RowReduceKind::variance) {
+              V ss = V(0);
+              for (index_t j = 0; j < cols; ++j) {
+                const V dv = ev.at_col(j) - acc;
+                ss += dv * dv;
+              }
+              acc = ss / V(cols);
+            }
+          }
+          dst.data()[r_out] = acc;
+        }
+  }
+
+  template <class T, class E>
+  static void reduce(const TensorView<T, Cpu>& dst, const ColSumExpr<E>& r) {
+    using V = typename E::value_type;
+    E ev = r.expr;
+    const Shape s = ev.shape();
+    ev.bind(s);
+    const index_t cols = s.cols();
+    LST_CHECK_SHAPE(dst.numel() == cols, "column sum: source of shape ", s, " has ", cols,
+                    " columns, destination of shape ", dst.shape(), " has ", dst.numel(), " elements");
+    V* LST_RESTRICT out = dst.data();
+    if (!r.accumulate) std::fill(out, out + cols, V(0));
+    const auto d = detail::pad4(s);
+    for (index_t i0 = 0; i0 < d[0]; ++i0)
+      for (index_t i1 = 0; i1 < d[1]; ++i1)
+        for (index_t i2 = 0; i2 < d[2]; ++i2) {
+          ev.seek_row(i0, i1, i2);
+          for (index_t j = 0; j < cols; ++j) out[j] += ev.at_col(j);
+        }
+  }
+};
+
+LST_NAMESPACE_END

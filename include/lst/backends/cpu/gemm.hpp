@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+/// @file gemm.hpp
+/// @brief General matrix multiply on host memory through Eigen Maps: C = alpha * op(A) op(B) + beta * C.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "../../core/matrix_ref.hpp"
+
+LST_NAMESPACE_BEGIN
+
+namespace detail {
+template <class T>
+using EigenRowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ConstEigenMap = Eigen::Map<const EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+}  // namespace detail
+
+/// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, every matrix row-major with its own leading
+/// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS.
+template <class T>
+void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b, T beta,
+          const MatrixRef<T, Cpu>& c) {
+  detail::check_gemm_shapes(ta, tb, a, b, c);
+  const detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
+  const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
+  detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));
+  if (c.rows == 0 || c.cols == 0) return;
+  // Eigen folds alpha and the transposes into its GEMM kernel call; noalias() promises C does not overlap A/B,
+  // which saves the temporary Eigen would otherwise evaluate the product into.
+  // One accumulating product per transpose combination (not also an assigning one) halves the Eigen GEMM
+  // instantiations, which dominate compile time; zeroing C first costs M*N next to the product's M*N*K.
+  if (beta == T(0)) mc.setZero();
+  else if (beta != T(1)) mc *= beta;
+  auto run = [&](const auto& op_a, const auto& op_b) { mc.noalias() += alpha * op_a * op_b; };
+  if (ta == Trans::no && tb == Trans::no) run(ma, mb);
+  else if (ta == Trans::no) run(ma, mb.transpose());
+  else if (tb == Trans::no) run(ma.transpose(), mb);
+  else run(ma.transpose(), mb.transpose());
+}
+
+/// `batch` independent GEMMs whose matrices sit at fixed element strides from one another (attention heads).
+template <class T>
+void gemm_batched(Trans ta, Trans tb, T alpha, MatrixRef<const T, Cpu> a, index_t stride_a,
+                  MatrixRef<const T, Cpu> b, index_t stride_b, T beta, MatrixRef<T, Cpu> c, index_t stride_c,
+                  index_t batch) {
+  for (index_t i = 0; i < batch; ++i) {
+    gemm(ta, tb, alpha, a, b, beta, c);
+    a.data += stride_a;
+    b.data += stride_b;
+    c.data += stride_c;
+  }
+}
+
+LST_NAMESPACE_END
+
+// Compile-time saver for projects with many translation units: with LST_EXTERN_TEMPLATES defined, every TU
+// skips instantiating Eigen's GEMM, and exactly one TU of the project includes
+// <lst/backends/cpu/gemm_instances.hpp> to instantiate it. Eigen's GEMM is most of a TU's build time.
+#if defined(LST_EXTERN_TEMPLATES) && !defined(LST_INSTANTIATING_TEMPLATES)
+LST_NAMESPACE_BEGIN
+extern template void gemm<float>(Trans, Trans, float, const MatrixRef<const float, Cpu>&,
+                                 const MatrixRef<const float, Cpu>&, float, const MatrixRef<float, Cpu>&);
+extern template void gemm<double>(Trans, Trans, double, const MatrixRef<const double, Cpu>&,
+                                  const MatrixRef<const double, Cpu>&, double, const MatrixRef<double, Cpu>&);
+LST_NAMESPACE_END
+#endif

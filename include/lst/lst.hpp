@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+/// @file lst.hpp
+/// @brief Umbrella header: everything a user of lst needs, CPU backend included.
+#pragma once
+
+#include "config.hpp"
+#include "fwd.hpp"
+
+#include "core/dtype.hpp"
+#include "core/error.hpp"
+#include "core/memory_tracker.hpp"
+#include "core/tensor.hpp"
+#include "core/matrix_ref.hpp"
+
+#include "backends/cpu/cpu.hpp"
+
+#include "core/random.hpp"
+#include "init/initializers.hpp"
+
+#include "nn/parameter_arena.hpp"
+#include "nn/linear.hpp"
+#include "nn/embedding.hpp"
+#include "nn/layer_norm.hpp"
+#include "nn/activation.hpp"
+#include "nn/dropout.hpp"
+#include "nn/feed_forward.hpp"
+#include "nn/attention.hpp"
+#include "nn/encoder_layer.hpp"
+#include "nn/losses.hpp"

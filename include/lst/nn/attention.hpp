@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+/// @file attention.hpp
+/// @brief Multi-head self-attention with a key-padding mask and a prefix key/value hook (Vaswani et al. 2017,
+///        3.2; prefix tuning: Li & Liang 2021, 4.2).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "linear.hpp"
+
+LST_NAMESPACE_BEGIN
+
+/// Extra key and value vectors prepended to every sequence's keys and values, the same for each batch element:
+/// `Attn(x Wq, [P_k; x Wk], [P_v; x Wv])`. Prefix positions are never masked. When the gradient views are
+/// non-empty, backward adds the prefix gradients (summed over the batch) into them.
+template <class T, class Backend = Cpu>
+struct PrefixKV {
+  ConstView<T, Backend> key, value;            // (P, C)
+  TensorView<T, Backend> key_grad, value_grad;  // (P, C) or empty
+};
+
+template <class T, class Backend = Cpu>
+class MultiHeadSelfAttention {
+ public:
+  struct Context {
+    Tensor<T, Backend> x;        // (B, T, C) input, for the q/k/v weight gradients
+    Tensor<T, Backend> q;        // (B, T, C)
+    Tensor<T, Backend> k, v;     // (B, P+T, C), prefix rows first
+    Tensor<T, Backend> probs;    // (B, H, T, P+T) softmax output
+    Tensor<T, Backend> heads;    // (B, T, C) concatenated head outputs, input of the output projection
+    const PrefixKV<T, Backend>* prefix = nullptr;
+  };
+
+  MultiHeadSelfAttention(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim, index_t heads,
+                         bool bias = true)
+      : m_name(name),
+        m_dim(dim),
+        m_heads(heads),
+        m_q(arena, name + ".query", dim, dim, bias),
+        m_k(arena, name + ".key", dim, dim, bias),
+        m_v(arena, name + ".value", dim, dim, bias),
+        m_o(arena, name + ".output", dim, dim, bias) {
+    LST_CHECK(heads > 0 && dim % heads == 0, "MultiHeadSelfAttention '", name, "': width ", dim,
+              " is not divisible by ", heads, " heads");
+  }
+  const Linear<T, Backend>& query() const { return m_q; }
+  const Linear<T, Backend>& key() const { return m_k; }
+  const Linear<T, Backend>& value() const { return m_v; }
+  const Linear<T, Backend>& output() const { return m_o; }
+  index_t heads() const { return m_heads; }
+  index_t head_dim() const { return m_dim / m_heads; }
+
+  /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
+  /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
+  /// whose every key is masked attends to nothing (a zero output row) instead of producing NaN.
+  Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y, Mode mode,
+                  const PrefixKV<T, Backend>* prefix = nullptr) const {
+    LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name, "': input x has shape ",
+                    x.shape(), ", expected (B, T, ", m_dim, ")");
+    LST_CHECK_SHAPE(y.shape() == x.shape(), "MultiHeadSelfAttention '", m_name, "': output y has shape ", y.shape(),
+                    ", expected the input's shape ", x.shape());
+    const index_t B = x.dim(0), Tq = x.dim(1), C = m_dim, H = m_heads, D = C / H;
+    LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tq}), "MultiHeadSelfAttention '", m_name,
+                    "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tq, ") for input x of shape ",
+                    x.shape());
+    const index_t P = prefix ? prefix->key.dim(0) : 0, Tk = P + Tq;
+    if (prefix)
+      LST_CHECK_SHAPE(prefix->key.shape() == (Shape{P, C}) && prefix->value.shape() == (Shape{P, C}),
+                      "MultiHeadSelfAttention '", m_name, "': prefix key ", prefix->key.shape(), " and value ",
+                      prefix->value.shape(), " must both be (P, ", C, ")");
+
+    const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
+    Tensor<T, Backend> q(Shape{B, Tq, C}, cat), k(Shape{B, Tk, C}, cat), v(Shape{B, Tk, C}, cat);
+    m_q.apply(x, q);
+    if (P == 0) {
+      m_k.apply(x, k);
+      m_v.apply(x, v);
+    } else {
+      for (index_t b = 0; b < B; ++b) {
+        k[b].slice(0, P).assign(prefix->key);
+        v[b].slice(0, P).assign(prefix->value);
+        m_k.apply(x[b], k[b].slice(P, Tk));
+        m_v.apply(x[b], v[b].slice(P, Tk));
+      }
+    }
+
+    Tensor<T, Backend> probs(Shape{B, H, Tq, Tk}, cat), heads(Shape{B, Tq, C}, cat);
+    const T scale = T(1) / std::sqrt(T(D));
+    for (index_t b = 0; b < B; ++b) {
+      const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
+      for (index_t h = 0; h < H; ++h) {
+        T* s = probs.data() + ((b * H + h) * Tq) * Tk;
+        // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
+        gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
+                MatrixRef<T, Backend>(s, Tq, Tk));
+        for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+        // O_h (T, D) = P (T, Tk) V_h (Tk, D)
+        gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
+                head(heads, b, h, Tq));
+      }
+    }
+    m_o.apply(heads, y);
+
+    Context ctx;
+    if (mode == Mode::training) {
+      ctx.x = clone_as(x, MemCategory::activations);
+      ctx.q = std::move(q);
+      ctx.k = std::move(k);
+      ctx.v = std::move(v);
+      ctx.probs = std::move(probs);
+      ctx.heads = std::move(heads);
+      ctx.prefix = prefix;
+    }
+    return ctx;
+  }
+
+  void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
+    LST_CHECK(!ctx.probs.empty(), "MultiHeadSelfAttention '", m_name,
+              "': backward needs a context from a training-mode forward");
+    LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name, "': output gradient dy has shape ",
+                    dy.shape(), ", expected ", ctx.x.shape());
+    const index_t B = ctx.x.dim(0), Tq = ctx.x.dim(1), C = m_dim, H = m_heads, D = C / H;
+    const index_t Tk = ctx.k.dim(1), P = Tk - Tq;
+    const T scale = T(1) / std::sqrt(T(D));
+
+    Tensor<T, Backend> dheads(Shape{B, Tq, C}), dq(Shape{B, Tq, C}), dk(Shape{B, Tk, C}), dv(Shape{B, Tk, C});
+    Tensor<T, Backend> ds(Shape{Tq, Tk});  // one head's score gradient at a time
+    m_o.backward_from(ctx.heads, dy, dheads, gm);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t h = 0; h < H; ++h) {
+        const T* p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
+        const MatrixRef<const T, Backend> pm(p, Tq, Tk);
+        // dP (T, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
+        gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, b, h, Tq), head(ctx.v, b, h, Tk), T(0),
+                MatrixRef<T, Backend>(ds));
+        gemm<T>(Trans::yes, Trans::no, T(1), pm, head(dheads, b, h, Tq), T(0), head(dv, b, h, Tk));
+        // Softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j).
+        for (index_t i = 0; i < Tq; ++i) {
+          T* d = ds.data() + i * Tk;
+          const T* pr = p + i * Tk;
+          T dot = 0;
+          for (index_t j = 0; j < Tk; ++j) dot += d[j] * pr[j];
+          for (index_t j = 0; j < Tk; ++j) d[j] = pr[j] * (d[j] - dot);
+        }
+        // dQ_h = scale * dS K_h ; dK_h = scale * dS^T Q_h
+        gemm<T>(Trans::no, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.k, b, h, Tk), T(0),
+                head(dq, b, h, Tq));
+        gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, b, h, Tq), T(0),
+                head(dk, b, h, Tk));
+      }
+
+    if (P > 0 && ctx.prefix) {
+      for (index_t b = 0; b < B; ++b) {
+        if (ctx.prefix->key_grad.data()) ctx.prefix->key_grad += dk[b].slice(0, P);
+        if (ctx.prefix->value_grad.data()) ctx.prefix->value_grad += dv[b].slice(0, P);
+      }
+    }
+    // x feeds q, k and v: the first writes dx, the other two add into it (dx_beta = 1).
+    m_q.backward_from(ctx.x, dq, dx, gm);
+    if (P == 0) {
+      m_k.backward_from(ctx.x, dk, dx, gm, T(1));
+      m_v.backward_from(ctx.x, dv, dx, gm, T(1));
+    } else {
+      for (index_t b = 0; b < B; ++b) {
+        const GradMode gb = (gm == GradMode::overwrite && b > 0) ? GradMode::accumulate : gm;
+        const TensorView<T, Backend> dxb = dx.data() ? dx[b] : TensorView<T, Backend>();
+        m_k.backward_from(ctx.x[b], dk[b].slice(P, Tk), dxb, gb, T(1));
+        m_v.backward_from(ctx.x[b], dv[b].slice(P, Tk), dxb, gb, T(1));
+      }
+    }
+  }
+
+ private:
+  /// Head h of sequence b in a (B, T, C) tensor: a (T, D) matrix with leading dimension C.
+  template <class Tensorish>
+  MatrixRef<T, Backend> head(const Tensorish& t, index_t b, index_t h, index_t rows) const {
+    const index_t D = m_dim / m_heads;
+    return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
+  }
+
+  /// In-place softmax of one score row; keys j >= P whose mask is 0 get exactly 0.
+  static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
+    auto visible = [&](index_t j) { return j < P || mask == nullptr || mask[j - P] != 0; };
+    T mx = -std::numeric_limits<T>::infinity();
+    for (index_t j = 0; j < n; ++j)
+      if (visible(j) && s[j] > mx) mx = s[j];
+    if (mx == -std::numeric_limits<T>::infinity()) {  // every key masked
+      for (index_t j = 0; j < n; ++j) s[j] = T(0);
+      return;
+    }
+    T sum = 0;
+    for (index_t j = 0; j < n; ++j) {
+      s[j] = visible(j) ? std::exp(s[j] - mx) : T(0);
+      sum += s[j];
+    }
+    const T inv = T(1) / sum;
+    for (index_t j = 0; j < n; ++j) s[j] *= inv;
+  }
+
+  std::string m_name;
+  index_t m_dim, m_heads;
+  Linear<T, Backend> m_q, m_k, m_v, m_o;
+};
+
+LST_NAMESPACE_END

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+/// @file dropout.hpp
+/// @brief Inverted dropout (Srivastava et al. 2014) with a counter-based mask: nothing stored, fully reproducible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../core/random.hpp"
+#include "../core/tensor.hpp"
+
+LST_NAMESPACE_BEGIN
+
+/// Element i of the call at `step` is kept iff uniform(seed, step, i) >= p; kept elements are scaled by
+/// 1 / (1 - p) so that inference needs no rescaling. Backward recomputes the same mask from (seed, step),
+/// so the context is two integers, not a (B, T, C) mask. Each Dropout needs its own seed (derive it from the
+/// layer index) and each training step its own `step`.
+template <class T, class Backend = Cpu>
+class Dropout {
+ public:
+  struct Context {
+    std::uint64_t step = 0;
+    bool active = false;  // false in inference mode or with p = 0: backward is the identity
+  };
+
+  Dropout(double p, std::uint64_t seed, std::string name = "dropout") : m_p(p), m_seed(seed), m_name(std::move(name)) {
+    LST_CHECK(p >= 0.0 && p < 1.0, "Dropout '", m_name, "': probability ", p, " is outside [0, 1)");
+  }
+  double p() const { return m_p; }
+
+  /// y = x * mask / (1 - p) in training, y = x in inference. y may alias x.
+  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, std::uint64_t step) const {
+    LST_CHECK_SHAPE(y.shape() == x.shape(), "Dropout '", m_name, "': output y has shape ", y.shape(),
+                    ", expected the input's shape ", x.shape());
+    Context ctx{step, mode == Mode::training && m_p > 0.0};
+    apply(ctx, x, y);
+    return ctx;
+  }
+  /// dx = dy * mask / (1 - p), the same mask as forward. dx may alias dy.
+  void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx) const {
+    LST_CHECK_SHAPE(dx.shape() == dy.shape(), "Dropout '", m_name, "': input gradient dx has shape ", dx.shape(),
+                    ", expected dy's shape ", dy.shape());
+    apply(ctx, dy, dx);
+  }
+
+ private:
+  void apply(const Context& ctx, ConstView<T, Backend> in, TensorView<T, Backend> out) const {
+    if (!ctx.active) {
+      out.assign(in);
+      return;
+    }
+    const T scale = T(1.0 / (1.0 - m_p));
+    const float p = static_cast<float>(m_p);
+    for (index_t i = 0; i < in.numel(); ++i)
+      out.data()[i] = uniform_at(m_seed, ctx.step, static_cast<std::uint64_t>(i)) >= p ? in.data()[i] * scale : T(0);
+  }
+
+  double m_p;
+  std::uint64_t m_seed;
+  std::string m_name;
+};
+
+LST_NAMESPACE_END

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/// @file layer_norm.hpp
+/// @brief LayerNorm over the last axis (Ba, Kiros, Hinton 2016): y = (x - mean) / sqrt(var + eps) * gamma + beta.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "parameter_arena.hpp"
+
+LST_NAMESPACE_BEGIN
+
+template <class T, class Backend = Cpu>
+class LayerNorm {
+ public:
+  struct Context {
+    Tensor<T, Backend> xhat;  // (N, C) normalised input, training mode only
+    Tensor<T, Backend> rstd;  // (N) 1 / sqrt(var + eps)
+  };
+
+  /// eps defaults to BERT's 1e-12; T5 and GPT-2 use other values, so it is a parameter.
+  LayerNorm(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim, double eps = 1e-12)
+      : m_name(name), m_dim(dim), m_eps(eps) {
+    m_gamma = arena.add(name + ".weight", Shape{dim});
+    m_beta = arena.add(name + ".bias", Shape{dim});
+  }
+  const std::string& name() const { return m_name; }
+  index_t dim() const { return m_dim; }
+  double eps() const { return m_eps; }
+  const Param<T, Backend>& weight() const { return m_gamma; }  // (C)
+  const Param<T, Backend>& bias() const { return m_beta; }     // (C)
+
+  /// y (..., C) = LN(x (..., C)). Training keeps x-hat and 1/std (the input itself is not needed).
+  /// y may alias x (in-place normalisation of a residual stream).
+  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode) const {
+    LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_dim, "LayerNorm '", m_name, "': input x has shape ",
+                    x.shape(), ", expected last dimension ", m_dim);
+    LST_CHECK_SHAPE(y.shape() == x.shape(), "LayerNorm '", m_name, "': output y has shape ", y.shape(),
+                    ", expected the input's shape ", x.shape());
+    const index_t rows = x.shape().rows(), c = m_dim;
+    Context ctx;
+    const bool keep = mode == Mode::training;
+    if (keep) {
+      ctx.xhat = Tensor<T, Backend>(Shape{rows, c}, MemCategory::activations);
+      ctx.rstd = Tensor<T, Backend>(Shape{rows}, MemCategory::activations);
+    }
+    const T* g = m_gamma.value().data();
+    const T* b = m_beta.value().data();
+    for (index_t r = 0; r < rows; ++r) {
+      const T* xr = x.data() + r * c;
+      T* yr = y.data() + r * c;
+      // Two passes (mean, then centred variance): exact enough where E[x^2] - E[x]^2 cancels catastrophically.
+      T mean = 0;
+      for (index_t j = 0; j < c; ++j) mean += xr[j];
+      mean /= T(c);
+      T var = 0;
+      for (index_t j = 0; j < c; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+      var /= T(c);
+      const T rstd = T(1) / std::sqrt(var + T(m_eps));
+      if (keep) {
+        T* h = ctx.xhat.data() + r * c;
+        for (index_t j = 0; j < c; ++j) h[j] = (xr[j] - mean) * rstd;
+        ctx.rstd.data()[r] = rstd;
+      }
+      for (index_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean) * rstd * g[j] + b[j];
+    }
+    return ctx;
+  }
+
+  /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma; dgamma = sum dy * xhat, dbeta = sum dy.
+  void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
+    LST_CHECK(!ctx.xhat.empty(), "LayerNorm '", m_name,
+              "': backward needs a context from a training-mode forward");
+    const index_t rows = ctx.xhat.shape().rows(), c = m_dim;
+    LST_CHECK_SHAPE(dy.numel() == rows * c && dy.shape().cols() == c, "LayerNorm '", m_name,
+                    "': output gradient dy has shape ", dy.shape(), ", expected ", rows, " rows of ", c);
+    if (gm != GradMode::ignore) {
+      const TensorView<T, Backend> dg = m_gamma.grad(), db = m_beta.grad();
+      LST_CHECK(dg.data() != nullptr, "LayerNorm '", m_name, "': parameter gradients requested from a frozen arena");
+      if (gm == GradMode::overwrite) {
+        dg.set_zero();
+        db.set_zero();
+      }
+      for (index_t r = 0; r < rows; ++r) {
+        const T* h = ctx.xhat.data() + r * c;
+        const T* g = dy.data() + r * c;
+        for (index_t j = 0; j < c; ++j) {
+          dg.data()[j] += g[j] * h[j];
+          db.data()[j] += g[j];
+        }
+      }
+    }
+    if (dx.data() == nullptr) return;
+    LST_CHECK_SHAPE(dx.numel() == rows * c && dx.shape().cols() == c, "LayerNorm '", m_name,
+                    "': input gradient dx has shape ", dx.shape(), ", expected ", rows, " rows of ", c);
+    const T* gamma = m_gamma.value().data();
+    for (index_t r = 0; r < rows; ++r) {
+      const T* h = ctx.xhat.data() + r * c;
+      const T* g = dy.data() + r * c;
+      T mean_g = 0, mean_gh = 0;
+      for (index_t j = 0; j < c; ++j) {
+        const T gj = g[j] * gamma[j];
+        mean_g += gj;
+        mean_gh += gj * h[j];
+      }
+      mean_g /= T(c);
+      mean_gh /= T(c);
+      const T rstd = ctx.rstd.data()[r];
+      T* d = dx.data() + r * c;  // written last: dx may alias dy
+      for (index_t j = 0; j < c; ++j) d[j] = rstd * (g[j] * gamma[j] - mean_g - h[j] * mean_gh);
+    }
+  }
+
+ private:
+  std::string m_name;
+  index_t m_dim;
+  double m_eps;
+  Param<T, Backend> m_gamma, m_beta;
+};
+
+LST_NAMESPACE_END

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/// @file linear.hpp
+/// @brief Linear layer y = x W^T + b, W (out, in) as in PyTorch and Hugging Face checkpoints.
+#pragma once
+
+#include <string>
+
+#include "../backends/cpu/cpu.hpp"
+#include "parameter_arena.hpp"
+
+LST_NAMESPACE_BEGIN
+
+/// Convention (llm.c): parameter gradients follow GradMode; input gradients are written (`=`), unless a
+/// caller asks to add into dx (`dx_beta = 1`), which lets q, k and v add their input gradients in place.
+/// An empty view (`TensorView<T>{}`) for dx means "not needed": a frozen first layer skips that GEMM.
+template <class T, class Backend = Cpu>
+class Linear {
+ public:
+  struct Context {
+    Tensor<T, Backend> input;  // (N, in), training mode only
+  };
+
+  Linear(ParameterArena<T, Backend>& arena, const std::string& name, index_t in_features, index_t out_features,
+         bool bias = true)
+      : m_name(name), m_in(in_features), m_out(out_features) {
+    m_weight = arena.add(name + ".weight", Shape{out_features, in_features});
+    if (bias) m_bias = arena.add(name + ".bias", Shape{out_features});
+  }
+
+  const std::string& name() const { return m_name; }
+  index_t in_features() const { return m_in; }
+  index_t out_features() const { return m_out; }
+  bool has_bias() const { return m_bias.valid(); }
+  const Param<T, Backend>& weight() const { return m_weight; }  // (out, in)
+  const Param<T, Backend>& bias() const { return m_bias; }      // (out)
+
+  /// y (..., out) = x (..., in) W^T + b. Training mode keeps a copy of x for the weight gradient.
+  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode) const {
+    apply(x, y);
+    Context ctx;
+    if (mode == Mode::training) ctx.input = clone_as(x, MemCategory::activations);
+    return ctx;
+  }
+  void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
+    LST_CHECK(!ctx.input.empty(), "Linear '", m_name,
+              "': backward needs a context from a training-mode forward");
+    backward_from(ctx.input, dy, dx, gm);
+  }
+
+  /// The forward GEMM alone, for layers that manage their own saved inputs (attention's q, k, v share x).
+  void apply(ConstView<T, Backend> x, TensorView<T, Backend> y) const {
+    check_input(x, "input x");
+    LST_CHECK_SHAPE(y.shape().rows() == x.shape().rows() && y.shape().cols() == m_out, "Linear '", m_name,
+                    "': output y has shape ", y.shape(), ", expected ", x.shape().rows(), " rows of ", m_out,
+                    " for input x of shape ", x.shape());
+    const bool bias = has_bias();
+    if (bias) y.as_matrix() = expr(m_bias.value());  // broadcast b over rows, then GEMM adds into it (beta = 1)
+    gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
+  }
+
+  /// Backward from an explicit input x (..., in) and output gradient dy (..., out).
+  void backward_from(ConstView<T, Backend> x, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm,
+                     T dx_beta = T(0)) const {
+    check_input(x, "saved input x");
+    LST_CHECK_SHAPE(dy.shape().rows() == x.shape().rows() && dy.shape().cols() == m_out, "Linear '", m_name,
+                    "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(), " rows of ",
+                    m_out, " (input x ", x.shape(), ")");
+    if (gm != GradMode::ignore) {
+      const TensorView<T, Backend> dw = m_weight.grad();
+      LST_CHECK(dw.data() != nullptr, "Linear '", m_name, "': parameter gradients requested from a frozen arena");
+      const T beta = gm == GradMode::accumulate ? T(1) : T(0);
+      gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta, MatrixRef<T, Backend>(dw));  // dW (out, in) = dy^T x
+      if (has_bias()) {
+        const TensorView<T, Backend> db = m_bias.grad();
+        if (gm == GradMode::accumulate) db += col_sum(dy);  // db (out) = sum of dy over rows
+        else db = col_sum(dy);
+      }
+    }
+    if (dx.data() != nullptr) {
+      LST_CHECK_SHAPE(dx.shape() == x.shape(), "Linear '", m_name, "': input gradient dx has shape ", dx.shape(),
+                      ", expected the input's shape ", x.shape());
+      gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta, MatrixRef<T, Backend>(dx));  // dx = dy W
+    }
+  }
+
+ private:
+  void check_input(const ConstView<T, Backend>& x, const char* what) const {
+    LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_in, "Linear '", m_name, "': ", what, " has shape ",
+                    x.shape(), ", expected last dimension ", m_in, " (weight shape (", m_out, ", ", m_in, "))");
+  }
+  std::string m_name;
+  index_t m_in, m_out;
+  Param<T, Backend> m_weight, m_bias;
+};
+
+LST_NAMESPACE_END

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+/// @file parameter_arena.hpp
+/// @brief One allocation per parameter group, every parameter a view into it (llm.c's malloc_and_point).
+///
+/// A group (the backbone, a side network, one adapter set) registers its tensors, then allocates once:
+/// one block of weights and, if the group trains, one block of gradients laid out alike. One block per group
+/// makes "which parameters train" a per-group decision, lets an optimizer walk one flat array, and keeps the
+/// memory report exact.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+LST_NAMESPACE_BEGIN
+
+template <class T, class Backend = Cpu>
+class ParameterArena;
+
+/// A handle on one parameter of an arena: stable across the arena's allocation (views are not).
+template <class T, class Backend = Cpu>
+class Param {
+ public:
+  Param() = default;
+  Param(const ParameterArena<T, Backend>* arena, std::size_t index) : m_arena(arena), m_index(index) {}
+  TensorView<T, Backend> value() const { return m_arena->value(m_index); }
+  /// The gradient; an empty view when the arena holds no gradients (a frozen group).
+  TensorView<T, Backend> grad() const { return m_arena->grad(m_index); }
+  const std::string& name() const { return m_arena->info(m_index).name; }
+  bool valid() const { return m_arena != nullptr; }
+
+ private:
+  const ParameterArena<T, Backend>* m_arena = nullptr;
+  std::size_t m_index = 0;
+};
+
+template <class T, class Backend>
+class ParameterArena {
+ public:
+  struct Info {
+    std::string name;
+    Shape shape;
+    index_t offset;  // in elements, from the start of the block
+  };
+
+  /// `name` prefixes every parameter's name ("encoder" -> "encoder.layer.0.attention.query.weight").
+  explicit ParameterArena(std::string name = "params") : m_name(std::move(name)) {}
+  ParameterArena(const ParameterArena&) = delete;             // handles point at the arena:
+  ParameterArena& operator=(const ParameterArena&) = delete;  // it must stay where it was made
+
+  const std::string& name() const { return m_name; }
+
+  /// Registers a parameter; valid until allocate() is called, after which the layout is fixed.
+  Param<T, Backend> add(const std::string& name, const Shape& shape) {
+    LST_CHECK(!m_allocated, "parameter arena '", m_name, "': cannot add '", name, "' after allocation");
+    for (const Info& i : m_info)
+      LST_CHECK(i.name != name, "parameter arena '", m_name, "': parameter '", name, "' registered twice");
+    // Each parameter starts on an LST_ALIGNMENT boundary, so vector loads of any parameter are aligned.
+    constexpr index_t align = LST_ALIGNMENT / sizeof(T) > 0 ? LST_ALIGNMENT / sizeof(T) : 1;
+    m_info.push_back({name, shape, (m_size + align - 1) / align * align});
+    m_size = m_info.back().offset + shape.numel();
+    return Param<T, Backend>(this, m_info.size() - 1);
+  }
+
+  /// Allocates the weights block, zeroed, and with `with_gradients` the gradients block, zeroed.
+  void allocate(bool with_gradients) {
+    LST_CHECK(!m_allocated, "parameter arena '", m_name, "': allocated twice");
+    m_allocated = true;
+    m_weights = Tensor<T, Backend>::zeros(Shape{m_size}, MemCategory::weights);
+    if (with_gradients) m_grads = Tensor<T, Backend>::zeros(Shape{m_size}, MemCategory::gradients);
+    m_has_gradients = with_gradients;
+  }
+  bool allocated() const { return m_allocated; }
+  bool has_gradients() const { return m_has_gradients; }
+
+  TensorView<T, Backend> value(std::size_t i) const { return point(m_weights, i); }
+  TensorView<T, Backend> grad(std::size_t i) const {
+    return has_gradients() ? point(m_grads, i) : TensorView<T, Backend>();
+  }
+  /// Every weight as one flat (size()) view, padding included (padding stays zero).
+  TensorView<T, Backend> values() const { return m_weights.view(); }
+  TensorView<T, Backend> grads() const { return m_grads.view(); }
+  void zero_grad() {
+    if (has_gradients()) m_grads.set_zero();
+  }
+
+  /// Elements in the block, alignment padding included.
+  index_t size() const { return m_size; }
+  /// Elements of the parameters themselves.
+  index_t parameter_count() const {
+    index_t n = 0;
+    for (const Info& i : m_info) n += i.shape.numel();
+    return n;
+  }
+  std::size_t count() const { return m_info.size(); }
+  const Info& info(std::size_t i) const { return m_info[i]; }
+  /// The parameter called `name`, or an error listing how many the arena has.
+  Param<T, Backend> find(const std::string& name) const {
+    for (std::size_t i = 0; i < m_info.size(); ++i)
+      if (m_info[i].name == name) return Param<T, Backend>(this, i);
+    detail::raise<Error>("parameter arena '", m_name, "': no parameter named '", name, "' among its ",
+                         m_info.size());
+  }
+
+ private:
+  TensorView<T, Backend> point(const Tensor<T, Backend>& block, std::size_t i) const {
+    LST_CHECK(m_allocated, "parameter arena '", m_name, "': parameter '",
+              m_info[i].name, "' read before allocate()");
+    return TensorView<T, Backend>(block.data() + m_info[i].offset, m_info[i].shape);
+  }
+
+  std::string m_name;
+  std::vector<Info> m_info;
+  index_t m_size = 0;
+  bool m_allocated = false, m_has_gradients = false;
+  Tensor<T, Backend> m_weights, m_grads;
+};
+
+LST_NAMESPACE_END

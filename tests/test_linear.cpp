@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+#include <lst/nn/linear.hpp>
+
+#include "gradient_check.hpp"
+
+using namespace lst;
+using lst_test::Checked;
+
+TEST_CASE("Linear backward matches finite differences (with and without bias, odd shapes, rank 3)") {
+  for (bool bias : {true, false}) {
+    Rng rng(7 + bias);
+    ParameterArena<double> arena("test");
+    Linear<double> fc(arena, "fc", 5, 3, bias);
+    arena.allocate(true);
+    lst_test::randomize(arena, rng);
+    auto x = lst_test::randn(Shape{2, 3, 5}, rng);
+    auto g = lst_test::randn(Shape{2, 3, 3}, rng);
+    Tensor<double> y(Shape{2, 3, 3}), dx(x.shape());
+    auto ctx = fc.forward(x, y, Mode::training);
+    fc.backward(ctx, g, dx, GradMode::overwrite);
+
+    auto checked = lst_test::parameters_of(arena);
+    checked.push_back({"x", x.view(), dx.view()});
+    lst_test::check_gradients(checked, [&] {
+      fc.forward(x, y, Mode::inference);
+      return lst_test::dot(y, g);
+    });
+  }
+}
+
+TEST_CASE("Linear forward equals x W^T + b computed by hand") {
+  ParameterArena<float> arena;
+  Linear<float> fc(arena, "fc", 2, 2);
+  arena.allocate(false);
+  const float w[] = {1, 2, 3, 4}, b[] = {10, 20};
+  std::copy(w, w + 4, fc.weight().value().data());
+  std::copy(b, b + 2, fc.bias().value().data());
+  Tensor<float> x(Shape{1, 2}), y(Shape{1, 2});
+  x(0, 0) = 1;
+  x(0, 1) = -1;
+  fc.forward(x, y, Mode::inference);
+  CHECK(y(0, 0) == doctest::Approx(1 - 2 + 10));
+  CHECK(y(0, 1) == doctest::Approx(3 - 4 + 20));
+}
+
+TEST_CASE("Linear GradMode: accumulate adds, ignore leaves gradients alone, empty dx is skipped") {
+  Rng rng(3);
+  ParameterArena<double> arena;
+  Linear<double> fc(arena, "fc", 4, 3);
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{5, 4}, rng);
+  auto g = lst_test::randn(Shape{5, 3}, rng);
+  Tensor<double> y(Shape{5, 3});
+  auto ctx = fc.forward(x, y, Mode::training);
+  fc.backward(ctx, g, TensorView<double>(), GradMode::overwrite);
+  const auto once = arena.grads().to_vector();
+  fc.backward(ctx, g, TensorView<double>(), GradMode::accumulate);
+  const auto twice = arena.grads().to_vector();
+  for (std::size_t i = 0; i < once.size(); ++i) CHECK(twice[i] == doctest::Approx(2 * once[i]));
+  fc.backward(ctx, g, TensorView<double>(), GradMode::ignore);
+  CHECK(arena.grads().to_vector() == twice);
+}
+
+TEST_CASE("Linear keeps nothing in inference mode and its input in training mode") {
+  ParameterArena<float> arena;
+  Linear<float> fc(arena, "fc", 8, 4);
+  arena.allocate(true);
+  Tensor<float> x = Tensor<float>::zeros(Shape{3, 8}), y(Shape{3, 4});
+  auto& tracker = memory_tracker();
+  const std::size_t before = tracker.current(MemCategory::activations);
+  {
+    auto ctx = fc.forward(x, y, Mode::inference);
+    CHECK(tracker.current(MemCategory::activations) == before);
+    CHECK(ctx.input.empty());
+  }
+  auto ctx = fc.forward(x, y, Mode::training);
+  CHECK(tracker.current(MemCategory::activations) == before + Allocator<Cpu>::footprint(3 * 8 * sizeof(float)));
+}
+
+TEST_CASE("Linear rejects bad shapes with a message naming the layer and both shapes") {
+  ParameterArena<float> arena;
+  Linear<float> fc(arena, "encoder.0.query", 8, 4);
+  arena.allocate(false);
+  Tensor<float> x = Tensor<float>::zeros(Shape{2, 7}), y(Shape{2, 4});
+  const std::string msg = lst_test::error_of([&] { fc.forward(x, y, Mode::inference); });
+  CHECK(msg.find("encoder.0.query") != std::string::npos);
+  CHECK(msg.find("(2, 7)") != std::string::npos);
+  CHECK(msg.find("(4, 8)") != std::string::npos);
+  Tensor<float> x2 = Tensor<float>::zeros(Shape{2, 8}), y2(Shape{2, 5});
+  const std::string msg2 = lst_test::error_of([&] { fc.forward(x2, y2, Mode::inference); });
+  CHECK(msg2.find("(2, 5)") != std::string::npos);
+  CHECK(msg2.find("(2, 8)") != std::string::npos);
+  CHECK_THROWS_AS(fc.forward(x, y, Mode::inference), ShapeError);
+}
+
+TEST_CASE("Linear refuses parameter gradients from a frozen arena") {
+  ParameterArena<float> arena;
+  Linear<float> fc(arena, "frozen", 2, 2);
+  arena.allocate(false);
+  Tensor<float> x = Tensor<float>::zeros(Shape{1, 2}), y(Shape{1, 2});
+  auto ctx = fc.forward(x, y, Mode::training);
+  CHECK(lst_test::error_of([&] { fc.backward(ctx, y, TensorView<float>(), GradMode::overwrite); }).find("frozen") !=
+        std::string::npos);
+  CHECK_NOTHROW(fc.backward(ctx, y, TensorView<float>(), GradMode::ignore));
+}
