@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The full check of lst, as CI runs it (.ci/run):
+#   1. build/release: Release build of tests, benchmarks and examples; ctest -L cpu (unit + install-and-consume)
+#   2. build/asan:    Debug (-O1 -g) build of the tests with ASan + UBSan; ctest -L cpu -LE packaging
+#   3. conan create . (the Conan 2 package and its test_package)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+JOBS="$(nproc 2>/dev/null || echo 2)"
+CTEST_JOBS="${LST_CTEST_JOBS:-2}"
+
+step() { printf '\n==== lst test.sh: %s ====\n' "$*"; }
+
+step "installing dependencies"
+bash "$ROOT/scripts/install-deps.sh"
+# pip --user installs land in ~/.local/bin.
+USER_BIN="$(python3 -m site --user-base 2>/dev/null || echo "$HOME/.local")/bin"
+case ":$PATH:" in *":$USER_BIN:"*) ;; *) export PATH="$PATH:$USER_BIN" ;; esac
+
+step "release build (build/release)"
+cmake -S "$ROOT" -B "$ROOT/build/release" \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DLST_BUILD_TESTS=ON -DLST_BUILD_BENCH=ON -DLST_BUILD_EXAMPLES=ON \
+  -DLST_SANITIZE=OFF -DLST_NATIVE=ON
+cmake --build "$ROOT/build/release" -j "$JOBS"
+step "release tests"
+ctest --test-dir "$ROOT/build/release" --output-on-failure -L cpu -j "$CTEST_JOBS"
+
+step "sanitizer build (build/asan: ASan + UBSan, -O1 -g)"
+cmake -S "$ROOT" -B "$ROOT/build/asan" \
+  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DLST_BUILD_TESTS=ON -DLST_BUILD_BENCH=OFF -DLST_BUILD_EXAMPLES=OFF \
+  -DLST_SANITIZE=ON -DLST_NATIVE=ON
+cmake --build "$ROOT/build/asan" -j "$JOBS"
+step "sanitizer tests"
+ctest --test-dir "$ROOT/build/asan" --output-on-failure -L cpu -LE packaging -j "$CTEST_JOBS"
+
+step "conan package (conan create)"
+conan profile detect --exist-ok
+# With the recipe's default system_deps=True nothing comes from a Conan remote (Eigen and nlohmann_json are the
+# system's), and our machines and CI cannot reach ConanCenter: --no-remote keeps Conan from asking it for a
+# prebuilt lst binary, which fails when it is unreachable. Set LST_CONAN_ARGS to change (e.g. to "").
+# shellcheck disable=SC2086
+conan create "$ROOT" --build=missing ${LST_CONAN_ARGS---no-remote}
+
+printf '\nlst test.sh: ALL CHECKS PASSED (release tests, ASan/UBSan tests, conan create)\n'

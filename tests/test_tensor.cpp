@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+// Tensors, views, expression templates and reductions (core/tensor.hpp, core/expression.hpp, core/reduction.hpp).
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+
+#include "gradient_check.hpp"
+
+using namespace lst;
+
+// Every heap allocation of this test program is counted, so "allocates nothing" is checked against the C++
+// runtime itself, not only against lst's own tracker.
+static std::atomic<long> g_heap_allocations{0};
+void* operator new(std::size_t n) {
+  ++g_heap_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+TEST_CASE("Shape: extents, rows/cols, printing, rank limit") {
+  const Shape s{2, 3, 4};
+  CHECK(s.numel() == 24);
+  CHECK(s.rows() == 6);
+  CHECK(s.cols() == 4);
+  CHECK(s.str() == "(2, 3, 4)");
+  CHECK(Shape{5}.str() == "(5,)");
+  CHECK(Shape{}.numel() == 1);
+  CHECK_THROWS_AS((Shape{1, 2, 3, 4, 5}), ShapeError);
+  CHECK_THROWS_AS((Shape{2, -1}), ShapeError);
+}
+
+TEST_CASE("Views: index, slice, reshape share memory; bad ranges raise") {
+  Tensor<float> t(Shape{4, 3});
+  for (index_t i = 0; i < 12; ++i) t.data()[i] = float(i);
+  CHECK(t[2](1) == 7);
+  auto s = t.slice(1, 3);
+  CHECK(s.shape() == (Shape{2, 3}));
+  CHECK(s(0, 0) == 3);
+  s(1, 2) = 100;
+  CHECK(t(2, 2) == 100);
+  auto r = t.reshape(Shape{2, 2, 3});
+  CHECK(r(1, 0, 2) == 100);
+  CHECK_THROWS_AS(t.reshape(Shape{5, 2}), ShapeError);
+  CHECK_THROWS_AS(t.slice(2, 5), ShapeError);
+  CHECK_THROWS_AS(t[4], ShapeError);
+  CHECK_THROWS_AS(t(0, 3), ShapeError);
+  const ConstView<float> c = t.view();  // writable converts to read-only
+  CHECK(c(3, 0) == 9);
+}
+
+TEST_CASE("Elementwise expressions match scalar evaluation, with broadcasting") {
+  Rng rng(1);
+  auto x = lst_test::randn(Shape{2, 3, 5}, rng);
+  auto row = lst_test::randn(Shape{5}, rng);       // broadcast over rows (a bias)
+  auto col = lst_test::randn(Shape{2, 3, 1}, rng);  // broadcast over columns (a per-row statistic)
+  Tensor<double> y(x.shape());
+  y = (x - col) * row / 2.0 + exp(-abs(x)) * sigmoid(x) - maximum(x, 0.25) + where(greater(x, 0.0), x, 3.0);
+  for (index_t a = 0; a < 2; ++a)
+    for (index_t b = 0; b < 3; ++b)
+      for (index_t j = 0; j < 5; ++j) {
+        const double v = x(a, b, j);
+        const double want = (v - col(a, b, 0)) * row(j) / 2.0 + std::exp(-std::abs(v)) / (1 + std::exp(-v)) -
+                            std::max(v, 0.25) + (v > 0 ? v : 3.0);
+        CHECK(y(a, b, j) == doctest::Approx(want).epsilon(1e-12));
+      }
+  // Rank-4 broadcast in the middle axes: (2, 1, 3, 1) against (1, 4, 1, 5).
+  auto p = lst_test::randn(Shape{2, 1, 3, 1}, rng);
+  auto q = lst_test::randn(Shape{4, 1, 5}, rng);
+  Tensor<double> z(Shape{2, 4, 3, 5});
+  z = p * q;
+  CHECK(z(1, 2, 0, 4) == doctest::Approx(p(1, 0, 0, 0) * q(2, 0, 4)));
+  CHECK(z(0, 3, 2, 1) == doctest::Approx(p(0, 0, 2, 0) * q(3, 0, 1)));
+}
+
+TEST_CASE("Activation functions: GELU (erf and tanh), ReLU, tanh, sqrt, rsqrt, log") {
+  Tensor<double> x(Shape{3}), y(Shape{3});
+  x(0) = -1.5, x(1) = 0.3, x(2) = 2.0;
+  y = gelu(x);
+  CHECK(y(0) == doctest::Approx(-1.5 * 0.5 * std::erfc(1.5 / std::sqrt(2.0))));
+  y = gelu_tanh(x);
+  CHECK(y(2) == doctest::Approx(0.5 * 2 * (1 + std::tanh(std::sqrt(2 / M_PI) * (2 + 0.044715 * 8)))));
+  y = relu(x) + tanh(x);
+  CHECK(y(0) == doctest::Approx(std::tanh(-1.5)));
+  y = sqrt(abs(x)) * rsqrt(abs(x)) + log(square(x));
+  CHECK(y(1) == doctest::Approx(1 + std::log(0.09)));
+}
+
+TEST_CASE("Incompatible broadcasts raise ShapeError naming both shapes") {
+  Tensor<float> a = Tensor<float>::zeros(Shape{2, 3}), b = Tensor<float>::zeros(Shape{2, 4});
+  Tensor<float> y(Shape{2, 3});
+  const std::string msg = lst_test::error_of([&] { y = a + b; });
+  CHECK(msg.find("(2, 3)") != std::string::npos);
+  CHECK(msg.find("(2, 4)") != std::string::npos);
+  Tensor<float> big = Tensor<float>::zeros(Shape{4, 2, 3});
+  CHECK_THROWS_AS(y = big * 2.0f, ShapeError);  // cannot shrink into a lower rank
+}
+
+TEST_CASE("Assignment evaluates a whole expression in one pass: no allocation of any kind") {
+  Rng rng(2);
+  auto x = lst_test::randn(Shape{64, 48}, rng), gamma = lst_test::randn(Shape{48}, rng);
+  auto mean = lst_test::randn(Shape{64, 1}, rng), rstd = lst_test::randn(Shape{64, 1}, rng);
+  Tensor<double> y(x.shape()), s(Shape{64, 1}), c(Shape{48});
+  const std::size_t lst_before = memory_tracker().allocation_count();
+  const long heap_before = g_heap_allocations.load();
+  y = (x - mean) * rstd * gamma + 1.0;       // LayerNorm's output, a 4-operand broadcast
+  y += gelu(y) * x;                          // in-place accumulate
+  s = row_sum(x * y);                        // reduction of an expression
+  c = col_sum(x - mean);                     // column reduction
+  c += col_sum(x);                           // accumulating column reduction
+  CHECK(memory_tracker().allocation_count() == lst_before);
+  CHECK(g_heap_allocations.load() == heap_before);
+  // And the values are right.
+  double want = 0;
+  for (index_t j = 0; j < 48; ++j) want += x(5, j) * y(5, j);
+  CHECK(s(5, 0) == doctest::Approx(want));
+  double cw = 0;
+  for (index_t i = 0; i < 64; ++i) cw += 2 * x(i, 7) - mean(i, 0);
+  CHECK(c(7) == doctest::Approx(cw));
+}
+
+TEST_CASE("Row reductions: sum, max, mean, two-pass variance; column sum") {
+  Tensor<double> x(Shape{2, 4});
+  const double v[] = {1, 2, 3, 4, 1e8 + 1, 1e8 + 2, 1e8 + 3, 1e8 + 4};
+  std::copy(v, v + 8, x.data());
+  Tensor<double> r(Shape{2});
+  r = row_sum(x);
+  CHECK(r(0) == 10);
+  r = row_max(x * -1.0);
+  CHECK(r(1) == -(1e8 + 1));
+  r = row_mean(x);
+  CHECK(r(0) == 2.5);
+  r = row_variance(x);
+  CHECK(r(0) == doctest::Approx(1.25));
+  CHECK(r(1) == doctest::Approx(1.25));  // E[x^2] - E[x]^2 would lose every digit here
+  Tensor<double> c(Shape{4});
+  c = col_sum(x);
+  CHECK(c(3) == 4 + 1e8 + 4);
+  Tensor<double> wrong(Shape{3});
+  CHECK_THROWS_AS(wrong = row_sum(x), ShapeError);
+}
+
+TEST_CASE("Tensors are move-only owners; clone copies; resize reallocates only on size change") {
+  Tensor<float> a = Tensor<float>::full(Shape{3, 2}, 1.5f);
+  Tensor<float> b = a.clone();
+  b(0, 0) = 7;
+  CHECK(a(0, 0) == 1.5f);
+  Tensor<float> c = std::move(a);
+  CHECK(a.empty());
+  CHECK(c(2, 1) == 1.5f);
+  float* before = c.data();
+  c.resize(Shape{2, 3});
+  CHECK(c.data() == before);
+  c.resize(Shape{4, 4});
+  CHECK(c.numel() == 16);
+  Tensor<float> d(Shape{2, 3});
+  CHECK_THROWS_AS(d.view().assign(c.view()), ShapeError);
+}
+
+TEST_CASE("f16 and bf16 storage conversions round to nearest even") {
+  CHECK(to_float(to_f16(1.0f)) == 1.0f);
+  CHECK(to_float(to_f16(65504.0f)) == 65504.0f);
+  CHECK(std::isinf(to_float(to_f16(65536.0f))));
+  CHECK(to_float(to_f16(5.9604644775390625e-8f)) == 5.9604644775390625e-8f);  // smallest subnormal
+  CHECK(to_float(to_f16(2.0f * 5.9604644775390625e-8f)) == 2.0f * 5.9604644775390625e-8f);
+  CHECK(to_f16(-0.0f).bits == 0x8000);
+  CHECK(to_f16(1.0f + 1.0f / 2048).bits == to_f16(1.0f).bits);  // tie -> even
+  CHECK(to_f16(1.0f + 3.0f / 2048).bits == to_f16(1.0f).bits + 2);
+  CHECK(std::isnan(to_float(to_f16(std::nanf("")))));
+  CHECK(to_float(to_bf16(1.0f)) == 1.0f);
+  CHECK(to_bf16(1.0f + 1.0f / 256).bits == to_bf16(1.0f).bits);  // tie -> even
+  CHECK(std::isnan(to_float(to_bf16(std::nanf("")))));
+  // Exhaustive round trip of every finite f16 value.
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {
+    const f16 h{static_cast<std::uint16_t>(b)};
+    if (((b >> 10) & 0x1f) == 0x1f) continue;
+    REQUIRE(to_f16(to_float(h)).bits == h.bits);
+  }
+}
