@@ -21,7 +21,20 @@ struct Checked {
   std::string name;
   lst::TensorView<double> value;
   lst::TensorView<double> grad;
+  /// The true gradient is identically zero (e.g. attention's key bias: softmax ignores a constant added to a
+  /// whole score row). Then both gradients must vanish: analytic below 1e-12, numeric within FD noise.
+  bool zero_expected = false;
 };
+
+/// Marks the entry called `name` as having an identically zero gradient; fails if there is none.
+inline void expect_zero(std::vector<Checked>& tensors, const std::string& name) {
+  for (Checked& c : tensors)
+    if (c.name == name) {
+      c.zero_expected = true;
+      return;
+    }
+  FAIL("no checked tensor named " << name);
+}
 
 /// Every parameter of an arena, with the arena's gradients as the analytic values.
 inline std::vector<Checked> parameters_of(const lst::ParameterArena<double>& arena) {
@@ -55,6 +68,12 @@ inline void check_gradients(const std::vector<Checked>& tensors, const std::func
       diff2 += (analytic - numeric) * (analytic - numeric);
       a2 += analytic * analytic;
       n2 += numeric * numeric;
+    }
+    if (c.zero_expected) {
+      INFO(c.name << ": expected a zero gradient, |analytic| " << std::sqrt(a2) << ", |numeric| " << std::sqrt(n2));
+      CHECK(std::sqrt(a2) < 1e-12);
+      CHECK(std::sqrt(n2) < 1e-7);
+      continue;
     }
     const double rel = std::sqrt(diff2) / std::max({std::sqrt(a2), std::sqrt(n2), 1e-8});
     INFO(c.name << ": relative error " << rel << " over " << c.value.numel() << " elements, |grad| "

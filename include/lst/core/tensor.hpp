@@ -84,7 +84,7 @@ class TensorView {
   }
   /// dst += e: elementwise as `dst = dst + e` (safe: each element reads only itself), or, for col_sum, an
   /// accumulating column reduction (bias gradients in GradMode::accumulate).
-  template <class E, class = std::enable_if_t<is_assignable_expr_v<E>>>
+  template <class E, class = std::enable_if_t<is_assignable_expr_v<E> || std::is_arithmetic_v<E>>>
   const TensorView& operator+=(const E& e) const {
     static_assert(!std::is_const_v<T>, "lst: cannot assign through a read-only TensorView");
     if constexpr (is_reduction<E>::value) {
@@ -204,7 +204,7 @@ class Tensor {
     view() = e;
     return *this;
   }
-  template <class E, class = std::enable_if_t<is_assignable_expr_v<E>>>
+  template <class E, class = std::enable_if_t<is_assignable_expr_v<E> || std::is_arithmetic_v<E>>>
   Tensor& operator+=(const E& e) {
     view() += e;
     return *this;

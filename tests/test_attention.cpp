@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+#include <lst/nn/attention.hpp>
+
+#include "gradient_check.hpp"
+
+using namespace lst;
+
+namespace {
+Tensor<std::int32_t> padding_mask(index_t B, index_t T, std::initializer_list<index_t> lengths) {
+  Tensor<std::int32_t> m(Shape{B, T});
+  index_t b = 0;
+  for (index_t len : lengths) {
+    for (index_t t = 0; t < T; ++t) m(b, t) = t < len ? 1 : 0;
+    ++b;
+  }
+  return m;
+}
+}  // namespace
+
+TEST_CASE("Attention backward matches finite differences, with a padding mask and odd sizes") {
+  Rng rng(81);
+  ParameterArena<double> arena;
+  MultiHeadSelfAttention<double> attn(arena, "attn", 6, 3);  // 3 heads of width 2
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{2, 5, 6}, rng);
+  auto mask = padding_mask(2, 5, {5, 3});
+  auto g = lst_test::randn(x.shape(), rng);
+  Tensor<double> y(x.shape()), dx(x.shape());
+  auto ctx = attn.forward(x, mask, y, Mode::training);
+  attn.backward(ctx, g, dx, GradMode::overwrite);
+  auto checked = lst_test::parameters_of(arena);
+  checked.push_back({"x", x.view(), dx.view()});
+  lst_test::expect_zero(checked, "attn.key.bias");
+  lst_test::check_gradients(checked, [&] {
+    attn.forward(x, mask, y, Mode::inference);
+    return lst_test::dot(y, g);
+  });
+}
+
+TEST_CASE("Masked keys get exactly zero probability and do not influence the output") {
+  Rng rng(82);
+  ParameterArena<double> arena;
+  MultiHeadSelfAttention<double> attn(arena, "attn", 4, 2);
+  arena.allocate(false);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{1, 4, 4}, rng);
+  auto mask = padding_mask(1, 4, {2});
+  Tensor<double> y(x.shape()), y2(x.shape());
+  auto ctx = attn.forward(x, mask, y, Mode::training);
+  for (index_t h = 0; h < 2; ++h)
+    for (index_t i = 0; i < 4; ++i) {
+      CHECK(ctx.probs(0, h, i, 2) == 0.0);
+      CHECK(ctx.probs(0, h, i, 3) == 0.0);
+      CHECK(ctx.probs(0, h, i, 0) + ctx.probs(0, h, i, 1) == doctest::Approx(1.0));
+    }
+  // Changing the padded tokens changes nothing at the real positions.
+  x(0, 3, 1) += 5.0;
+  x(0, 2, 0) -= 3.0;
+  attn.forward(x, mask, y2, Mode::inference);
+  for (index_t t = 0; t < 2; ++t)
+    for (index_t c = 0; c < 4; ++c) CHECK(y2(0, t, c) == doctest::Approx(y(0, t, c)).epsilon(1e-14));
+  // A fully masked sequence gives zeros, not NaN.
+  auto none = padding_mask(1, 4, {0});
+  attn.forward(x, none, y2, Mode::inference);
+  for (double v : y2.to_vector()) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("Prefix key/value hook: gradients of the prefix and of everything else match finite differences") {
+  Rng rng(83);
+  ParameterArena<double> arena;
+  MultiHeadSelfAttention<double> attn(arena, "attn", 4, 2);
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{2, 3, 4}, rng);
+  auto mask = padding_mask(2, 3, {3, 2});
+  auto pk = lst_test::randn(Shape{2, 4}, rng), pv = lst_test::randn(Shape{2, 4}, rng);
+  Tensor<double> dpk = Tensor<double>::zeros(pk.shape()), dpv = Tensor<double>::zeros(pv.shape());
+  PrefixKV<double> prefix{pk.cview(), pv.cview(), dpk.view(), dpv.view()};
+  auto g = lst_test::randn(x.shape(), rng);
+  Tensor<double> y(x.shape()), dx(x.shape());
+  auto ctx = attn.forward(x, mask, y, Mode::training, &prefix);
+  CHECK(ctx.probs.shape() == (Shape{2, 2, 3, 5}));
+  attn.backward(ctx, g, dx, GradMode::overwrite);
+  auto checked = lst_test::parameters_of(arena);
+  checked.push_back({"x", x.view(), dx.view()});
+  checked.push_back({"prefix.key", pk.view(), dpk.view()});
+  checked.push_back({"prefix.value", pv.view(), dpv.view()});
+  lst_test::check_gradients(checked, [&] {
+    attn.forward(x, mask, y, Mode::inference, &prefix);
+    return lst_test::dot(y, g);
+  });
+}
+
+TEST_CASE("Attention rejects bad shapes naming the layer and both shapes") {
+  ParameterArena<float> arena;
+  MultiHeadSelfAttention<float> attn(arena, "encoder.1.attention", 8, 2);
+  arena.allocate(false);
+  Tensor<float> x = Tensor<float>::zeros(Shape{2, 5, 8}), y(x.shape());
+  auto bad_mask = padding_mask(2, 4, {4, 4});
+  const std::string msg = lst_test::error_of([&] { attn.forward(x, bad_mask, y, Mode::inference); });
+  CHECK(msg.find("encoder.1.attention") != std::string::npos);
+  CHECK(msg.find("(2, 4)") != std::string::npos);
+  CHECK(msg.find("(2, 5, 8)") != std::string::npos);
+  CHECK_THROWS_AS(MultiHeadSelfAttention<float>(arena, "odd", 9, 2), Error);
+}
