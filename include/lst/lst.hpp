@@ -27,3 +27,5 @@
 #include "nn/attention.hpp"
 #include "nn/encoder_layer.hpp"
 #include "nn/losses.hpp"
+
+#include "train/adamw.hpp"
