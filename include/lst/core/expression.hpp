@@ -79,7 +79,9 @@ class LeafExpr : public ExprBase<LeafExpr<T>> {
   LST_ALWAYS_INLINE void seek_row(index_t i0, index_t i1, index_t i2) {
     m_row = m_data + i0 * m_stride[0] + i1 * m_stride[1] + i2 * m_stride[2];
   }
-  LST_ALWAYS_INLINE value_type at_col(index_t j) const { return m_row[j * m_stride[3]]; }
+  // The inner stride is 1 or 0 (a column broadcast); a select instead of a multiply keeps the row loop
+  // vectorisable, the broadcast operand becoming a splat.
+  LST_ALWAYS_INLINE value_type at_col(index_t j) const { return m_stride[3] ? m_row[j] : m_row[0]; }
 
  private:
   const value_type* m_data;
