@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file core.cpp
-/// @brief Bench of the foundation: GEMM GFLOP/s on transformer shapes for lst's dispatch against raw Eigen and
+/// @brief Bench of the foundation: GEMM GFLOP/s on transformer shapes for lst's dispatch against raw Eigen
+/// and
 ///        the machine's measured single-core FMA peak; expression-evaluation bandwidth against memcpy.
 ///
 /// Run: build/release/bench/bench_core [--reps N]   (scripts/bench.sh does build + run)
@@ -47,11 +48,20 @@ std::pair<double, double> paired_median(A&& a, B&& b) {
   a();
   b();  // warm caches and page-in
   int inner = 1;
-  while (seconds_of([&] { for (int i = 0; i < inner; ++i) a(); }) < 0.05) inner *= 2;
+  while (seconds_of([&] {
+           for (int i = 0; i < inner; ++i) a();
+         }) < 0.05)
+    inner *= 2;
   std::vector<double> ta, tb;
   for (int r = 0; r < g_reps; ++r) {
-    ta.push_back(seconds_of([&] { for (int i = 0; i < inner; ++i) a(); }) / inner);
-    tb.push_back(seconds_of([&] { for (int i = 0; i < inner; ++i) b(); }) / inner);
+    ta.push_back(seconds_of([&] {
+                   for (int i = 0; i < inner; ++i) a();
+                 }) /
+                 inner);
+    tb.push_back(seconds_of([&] {
+                   for (int i = 0; i < inner; ++i) b();
+                 }) /
+                 inner);
   }
   return {median(ta), median(tb)};
 }
@@ -96,11 +106,13 @@ void bench_gemm(double peak) {
       {"2048x768x3072 (FFN down, d=768)", 1, 2048, 768, 3072},
       {"16x12 x 128x128x32 (attention QK^T)", 16 * 12, 128, 128, 32},
   };
-  std::printf("\n| GEMM M x N x K (fp32, 1 thread) | lst GFLOP/s | raw Eigen GFLOP/s | lst / Eigen | lst / peak |\n");
+  std::printf(
+      "\n| GEMM M x N x K (fp32, 1 thread) | lst GFLOP/s | raw Eigen GFLOP/s | lst / Eigen | lst / peak |\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   Rng rng(1);
   for (const GemmShape& s : shapes) {
-    // lst: activations (batch, M, K) row-major times weights (N, K) transposed, as Linear and attention call it.
+    // lst: activations (batch, M, K) row-major times weights (N, K) transposed, as Linear and attention call
+    // it.
     Tensor<float> a(Shape{s.batch, s.m, s.k}), w(Shape{s.batch, s.n, s.k}), c(Shape{s.batch, s.m, s.n});
     init::uniform(a.view(), rng, -1, 1);
     init::uniform(w.view(), rng, -1, 1);
@@ -141,7 +153,9 @@ void bench_expressions() {
   auto run_memcpy = [&] { std::memcpy(dst.data(), src.data(), sizeof(float) * std::size_t(n)); };
   auto gbps = [&](double bytes, double s) { return bytes / s / 1e9; };
 
-  std::printf("\n| expression (12.6 M fp32 elements) | bytes moved / element | lst GB/s | memcpy GB/s | lst / memcpy |\n");
+  std::printf(
+      "\n| expression (12.6 M fp32 elements) | bytes moved / element | lst GB/s | memcpy GB/s | lst / memcpy "
+      "|\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   {
     const auto [t, tm] = paired_median([&] { y = a * b + c; }, run_memcpy);
@@ -151,8 +165,9 @@ void bench_expressions() {
   {
     auto x = a.reshape(Shape{rows, 384}), out = y.reshape(Shape{rows, 384});
     const auto [t, tm] = paired_median([&] { out = (x - mean) * rstd * gamma + beta; }, run_memcpy);
-    std::printf("| y = (x - mean) * rstd * gamma + beta (broadcast rows of 384) | 8 | %.1f | %.1f | %.1f%% |\n",
-                gbps(8.0 * n, t), gbps(8.0 * n, tm), 100 * gbps(8.0 * n, t) / gbps(8.0 * n, tm));
+    std::printf(
+        "| y = (x - mean) * rstd * gamma + beta (broadcast rows of 384) | 8 | %.1f | %.1f | %.1f%% |\n",
+        gbps(8.0 * n, t), gbps(8.0 * n, tm), 100 * gbps(8.0 * n, t) / gbps(8.0 * n, tm));
   }
   {
     const auto [t, tm] = paired_median([&] { y = gelu(a); }, run_memcpy);

@@ -35,13 +35,17 @@ Options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--steps") o.steps = std::atoll(value("--steps"));
-    else if (a == "--batch") o.batch = std::atoll(value("--batch"));
-    else if (a == "--lr") o.lr = std::atof(value("--lr"));
-    else if (a == "--seed") o.seed = std::strtoull(value("--seed"), nullptr, 10);
+    if (a == "--steps")
+      o.steps = std::atoll(value("--steps"));
+    else if (a == "--batch")
+      o.batch = std::atoll(value("--batch"));
+    else if (a == "--lr")
+      o.lr = std::atof(value("--lr"));
+    else if (a == "--seed")
+      o.seed = std::strtoull(value("--seed"), nullptr, 10);
     else {
-      std::fprintf(stderr,
-                   "usage: lst-tiny-transformer [--steps N=300] [--batch N=32] [--lr X=3e-3] [--seed N=42]\n");
+      std::fprintf(
+          stderr, "usage: lst-tiny-transformer [--steps N=300] [--batch N=32] [--lr X=3e-3] [--seed N=42]\n");
       std::exit(a == "--help" || a == "-h" ? 0 : 2);
     }
   }
@@ -55,7 +59,8 @@ Options parse(int argc, char** argv) {
 constexpr std::int32_t pad_id = 0, cls_id = 1, vocab = 12;
 
 /// Fills ids (B, T), mask (B, T) and labels (B) with fresh examples.
-void make_batch(Rng& rng, Tensor<std::int32_t>& ids, Tensor<std::int32_t>& mask, Tensor<std::int32_t>& labels) {
+void make_batch(Rng& rng, Tensor<std::int32_t>& ids, Tensor<std::int32_t>& mask,
+                Tensor<std::int32_t>& labels) {
   const index_t B = ids.dim(0), T = ids.dim(1);
   for (index_t b = 0; b < B; ++b) {
     int threes = 0, fives = 0;
@@ -92,15 +97,18 @@ class TinyClassifier {
     for (std::size_t i = 0; i < m_params.count(); ++i) {  // BERT's init: N(0, 0.02), LayerNorm 1 and 0
       const std::string& name = m_params.info(i).name;
       const bool norm = name.find("norm") != std::string::npos;
-      if (norm) m_params.value(i).fill(name.find(".weight") != std::string::npos ? 1.0f : 0.0f);
-      else if (name.find(".bias") == std::string::npos) init::normal(m_params.value(i), rng, 0.02);
+      if (norm)
+        m_params.value(i).fill(name.find(".weight") != std::string::npos ? 1.0f : 0.0f);
+      else if (name.find(".bias") == std::string::npos)
+        init::normal(m_params.value(i), rng, 0.02);
     }
   }
   ParameterArena<float>& params() { return m_params; }
 
   /// Returns the mean loss; with `train`, also leaves gradients in the arena. Writes logits (B, 2).
-  float step(const Tensor<std::int32_t>& ids, const Tensor<std::int32_t>& mask, const Tensor<std::int32_t>& labels,
-             Tensor<float>& logits, bool train, std::uint64_t step_index) {
+  float step(const Tensor<std::int32_t>& ids, const Tensor<std::int32_t>& mask,
+             const Tensor<std::int32_t>& labels, Tensor<float>& logits, bool train,
+             std::uint64_t step_index) {
     const Mode mode = train ? Mode::training : Mode::inference;
     const index_t B = ids.dim(0), T = ids.dim(1), C = m_tokens.dim();
     Tensor<std::int32_t> pos(Shape{B, T});
@@ -120,7 +128,8 @@ class TinyClassifier {
     for (index_t b = 0; b < B; ++b) cls[b].assign(x[b][0]);
     auto head_ctx = m_head.forward(cls, logits, mode);
     Tensor<float> dlogits(logits.shape());
-    const float loss = cross_entropy<float, Cpu>(logits, labels, train ? dlogits.view() : TensorView<float>());
+    const float loss =
+        cross_entropy<float, Cpu>(logits, labels, train ? dlogits.view() : TensorView<float>());
     if (!train) return loss;
 
     m_params.zero_grad();
@@ -158,8 +167,8 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   TinyClassifier model(o);
   AdamW<float> opt(model.params(), AdamWConfig{0.9, 0.999, 1e-8, 0.01});
-  std::printf("lst %s tiny transformer: %lld layers, width %lld, %lld heads, %lld parameters\n", version_string(),
-              (long long)o.layers, (long long)o.dim, (long long)o.heads,
+  std::printf("lst %s tiny transformer: %lld layers, width %lld, %lld heads, %lld parameters\n",
+              version_string(), (long long)o.layers, (long long)o.dim, (long long)o.heads,
               (long long)model.params().parameter_count());
 
   Rng data(o.seed + 1), held_out(o.seed + 2);
@@ -173,7 +182,8 @@ int main(int argc, char** argv) {
     running += model.step(ids, mask, labels, logits, true, std::uint64_t(s));
     opt.step(lr);
     if (s % 50 == 0 || s == o.steps) {
-      std::printf("step %4lld  loss %.4f  lr %.2e\n", (long long)s, running / double(s % 50 ? s % 50 : 50), lr);
+      std::printf("step %4lld  loss %.4f  lr %.2e\n", (long long)s, running / double(s % 50 ? s % 50 : 50),
+                  lr);
       running = 0;
     }
   }

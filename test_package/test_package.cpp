@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Conan test_package: builds and runs against the packaged lst headers.
-#include <lst/lst.hpp>
 #include <cstdio>
+#include <lst/lst.hpp>
 int main() {
   lst::Tensor<float> a(lst::Shape{2, 3});
   lst::Tensor<float> b(lst::Shape{2, 3});

@@ -70,7 +70,8 @@ inline void check_gradients(const std::vector<Checked>& tensors, const std::func
       n2 += numeric * numeric;
     }
     if (c.zero_expected) {
-      INFO(c.name << ": expected a zero gradient, |analytic| " << std::sqrt(a2) << ", |numeric| " << std::sqrt(n2));
+      INFO(c.name << ": expected a zero gradient, |analytic| " << std::sqrt(a2) << ", |numeric| "
+                  << std::sqrt(n2));
       CHECK(std::sqrt(a2) < 1e-12);
       CHECK(std::sqrt(n2) < 1e-7);
       continue;

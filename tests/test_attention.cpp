@@ -104,3 +104,21 @@ TEST_CASE("Attention rejects bad shapes naming the layer and both shapes") {
   CHECK(msg.find("(2, 5, 8)") != std::string::npos);
   CHECK_THROWS_AS(MultiHeadSelfAttention<float>(arena, "odd", 9, 2), Error);
 }
+
+TEST_CASE("Attention keeps nothing in inference mode; in training exactly x, q, k, v, probabilities, heads") {
+  ParameterArena<float> arena;
+  MultiHeadSelfAttention<float> attn(arena, "attn", 16, 4);
+  arena.allocate(false);
+  Tensor<float> x = Tensor<float>::zeros(Shape{2, 8, 16}), y(x.shape());
+  auto& t = memory_tracker();
+  const std::size_t base = t.current(MemCategory::activations);
+  {
+    auto ctx = attn.forward(x, ConstView<std::int32_t>(), y, Mode::inference);
+    CHECK(t.current(MemCategory::activations) == base);
+    CHECK(ctx.probs.empty());
+  }
+  auto ctx = attn.forward(x, ConstView<std::int32_t>(), y, Mode::training);
+  const std::size_t btc = 2 * 8 * 16 * sizeof(float),
+                    bhtt = 2 * 4 * 8 * 8 * sizeof(float);  // multiples of 64
+  CHECK(t.current(MemCategory::activations) - base == 5 * btc + bhtt);
+}

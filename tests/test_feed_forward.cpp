@@ -31,7 +31,10 @@ TEST_CASE("FeedForward keeps its input and pre-activation in training, nothing i
   Tensor<float> x = Tensor<float>::zeros(Shape{4, 8}), y(x.shape());
   auto& t = memory_tracker();
   const std::size_t base = t.current(MemCategory::activations);
-  { auto ctx = ffn.forward(x, y, Mode::inference); CHECK(t.current(MemCategory::activations) == base); }
+  {
+    auto ctx = ffn.forward(x, y, Mode::inference);
+    CHECK(t.current(MemCategory::activations) == base);
+  }
   auto ctx = ffn.forward(x, y, Mode::training);
   CHECK(t.current(MemCategory::activations) - base == 4 * 8 * 4 + 4 * 32 * 4);  // both multiples of 64
 }

@@ -37,9 +37,10 @@ TEST_CASE("gemm: every transpose combination, alpha and beta, odd sizes") {
 TEST_CASE("gemm on strided column blocks (attention heads) and batched") {
   Rng rng(12);
   auto x = lst_test::randn(Shape{2, 4, 6}, rng);  // (B, T, C), 2 heads of width 3
-  Tensor<double> s(Shape{2, 2, 4, 4});             // (B, H, T, T)
+  Tensor<double> s(Shape{2, 2, 4, 4});            // (B, H, T, T)
   gemm_batched<double>(Trans::no, Trans::yes, 1.0, MatrixRef<const double>(x.data(), 4, 3, 6), 3,
-                       MatrixRef<const double>(x.data(), 4, 3, 6), 3, 0.0, MatrixRef<double>(s.data(), 4, 4), 16,
+                       MatrixRef<const double>(x.data(), 4, 3, 6), 3, 0.0, MatrixRef<double>(s.data(), 4, 4),
+                       16,
                        2);  // the two heads of sequence 0
   for (index_t h = 0; h < 2; ++h)
     for (index_t i = 0; i < 4; ++i)

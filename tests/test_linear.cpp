@@ -75,7 +75,8 @@ TEST_CASE("Linear keeps nothing in inference mode and its input in training mode
     CHECK(ctx.input.empty());
   }
   auto ctx = fc.forward(x, y, Mode::training);
-  CHECK(tracker.current(MemCategory::activations) == before + Allocator<Cpu>::footprint(3 * 8 * sizeof(float)));
+  CHECK(tracker.current(MemCategory::activations) ==
+        before + Allocator<Cpu>::footprint(3 * 8 * sizeof(float)));
 }
 
 TEST_CASE("Linear rejects bad shapes with a message naming the layer and both shapes") {
@@ -100,7 +101,8 @@ TEST_CASE("Linear refuses parameter gradients from a frozen arena") {
   arena.allocate(false);
   Tensor<float> x = Tensor<float>::zeros(Shape{1, 2}), y(Shape{1, 2});
   auto ctx = fc.forward(x, y, Mode::training);
-  CHECK(lst_test::error_of([&] { fc.backward(ctx, y, TensorView<float>(), GradMode::overwrite); }).find("frozen") !=
-        std::string::npos);
+  CHECK(lst_test::error_of([&] {
+          fc.backward(ctx, y, TensorView<float>(), GradMode::overwrite);
+        }).find("frozen") != std::string::npos);
   CHECK_NOTHROW(fc.backward(ctx, y, TensorView<float>(), GradMode::ignore));
 }

@@ -9,9 +9,9 @@ TEST_CASE("The tracker counts exact bytes per category, rounded up to the alignm
   MemoryTracker& t = memory_tracker();
   const auto base = t.snapshot();
   {
-    Tensor<float> w(Shape{10, 10}, MemCategory::weights);          // 400 bytes -> 448
-    Tensor<double> g(Shape{3}, MemCategory::gradients);            // 24 -> 64
-    Tensor<float> a(Shape{16}, MemCategory::activations);          // 64 -> 64
+    Tensor<float> w(Shape{10, 10}, MemCategory::weights);  // 400 bytes -> 448
+    Tensor<double> g(Shape{3}, MemCategory::gradients);    // 24 -> 64
+    Tensor<float> a(Shape{16}, MemCategory::activations);  // 64 -> 64
     CHECK(t.current(MemCategory::weights) - base.current[0] == 448);
     CHECK(t.current(MemCategory::gradients) - base.current[1] == 64);
     CHECK(t.current(MemCategory::activations) - base.current[3] == 64);

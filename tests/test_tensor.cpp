@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Tensors, views, expression templates and reductions (core/tensor.hpp, core/expression.hpp, core/reduction.hpp).
+// Tensors, views, expression templates and reductions (core/tensor.hpp, core/expression.hpp,
+// core/reduction.hpp).
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -54,7 +55,7 @@ TEST_CASE("Views: index, slice, reshape share memory; bad ranges raise") {
 TEST_CASE("Elementwise expressions match scalar evaluation, with broadcasting") {
   Rng rng(1);
   auto x = lst_test::randn(Shape{2, 3, 5}, rng);
-  auto row = lst_test::randn(Shape{5}, rng);       // broadcast over rows (a bias)
+  auto row = lst_test::randn(Shape{5}, rng);        // broadcast over rows (a bias)
   auto col = lst_test::randn(Shape{2, 3, 1}, rng);  // broadcast over columns (a per-row statistic)
   Tensor<double> y(x.shape());
   y = (x - col) * row / 2.0 + exp(-abs(x)) * sigmoid(x) - maximum(x, 0.25) + where(greater(x, 0.0), x, 3.0);
@@ -105,11 +106,11 @@ TEST_CASE("Assignment evaluates a whole expression in one pass: no allocation of
   Tensor<double> y(x.shape()), s(Shape{64, 1}), c(Shape{48});
   const std::size_t lst_before = memory_tracker().allocation_count();
   const long heap_before = g_heap_allocations.load();
-  y = (x - mean) * rstd * gamma + 1.0;       // LayerNorm's output, a 4-operand broadcast
-  y += gelu(y) * x;                          // in-place accumulate
-  s = row_sum(x * y);                        // reduction of an expression
-  c = col_sum(x - mean);                     // column reduction
-  c += col_sum(x);                           // accumulating column reduction
+  y = (x - mean) * rstd * gamma + 1.0;  // LayerNorm's output, a 4-operand broadcast
+  y += gelu(y) * x;                     // in-place accumulate
+  s = row_sum(x * y);                   // reduction of an expression
+  c = col_sum(x - mean);                // column reduction
+  c += col_sum(x);                      // accumulating column reduction
   CHECK(memory_tracker().allocation_count() == lst_before);
   CHECK(g_heap_allocations.load() == heap_before);
   // And the values are right.

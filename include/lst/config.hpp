@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file config.hpp
-/// @brief Version, ABI namespace and the one place that inspects the compiler (ARCHITECTURE.md, "three tiers").
+/// @brief Version, ABI namespace and the one place that inspects the compiler (ARCHITECTURE.md, "three
+/// tiers").
 #pragma once
 
 #define LST_VERSION_MAJOR 0

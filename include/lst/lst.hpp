@@ -8,24 +8,24 @@
 
 #include "core/dtype.hpp"
 #include "core/error.hpp"
+#include "core/matrix_ref.hpp"
 #include "core/memory_tracker.hpp"
 #include "core/tensor.hpp"
-#include "core/matrix_ref.hpp"
 
 #include "backends/cpu/cpu.hpp"
 
 #include "core/random.hpp"
 #include "init/initializers.hpp"
 
-#include "nn/parameter_arena.hpp"
-#include "nn/linear.hpp"
-#include "nn/embedding.hpp"
-#include "nn/layer_norm.hpp"
 #include "nn/activation.hpp"
-#include "nn/dropout.hpp"
-#include "nn/feed_forward.hpp"
 #include "nn/attention.hpp"
+#include "nn/dropout.hpp"
+#include "nn/embedding.hpp"
 #include "nn/encoder_layer.hpp"
+#include "nn/feed_forward.hpp"
+#include "nn/layer_norm.hpp"
+#include "nn/linear.hpp"
 #include "nn/losses.hpp"
+#include "nn/parameter_arena.hpp"
 
 #include "train/adamw.hpp"

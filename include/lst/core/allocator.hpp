@@ -53,7 +53,9 @@ class Buffer {
         m_count(count),
         m_category(category) {}
   Buffer(Buffer&& o) noexcept
-      : m_data(std::exchange(o.m_data, nullptr)), m_count(std::exchange(o.m_count, 0)), m_category(o.m_category) {}
+      : m_data(std::exchange(o.m_data, nullptr)),
+        m_count(std::exchange(o.m_count, 0)),
+        m_category(o.m_category) {}
   Buffer& operator=(Buffer&& o) noexcept {
     if (this != &o) {
       release();

@@ -25,10 +25,14 @@ enum class DType { f32, f64, f16, bf16 };
 
 inline const char* to_string(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::f64: return "F64";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
   }
   return "?";
 }
@@ -73,9 +77,9 @@ inline f16 to_f16(float f) {
   const std::uint32_t u = detail::float_bits(f);
   const std::uint16_t sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return f16{static_cast<std::uint16_t>(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return f16{static_cast<std::uint16_t>(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return f16{static_cast<std::uint16_t>(sign | 0x7c00u)};  // rounds to >= 65536: inf
-  if (abs < 0x38800000u) {  // below 2^-14: subnormal or zero in f16
+  if (abs < 0x38800000u) {                    // below 2^-14: subnormal or zero in f16
     if (abs < 0x33000000u) return f16{sign};  // below half the smallest subnormal
     const std::uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
     const int shift = 126 - int(abs >> 23);  // 14 + (113 - exponent)

@@ -37,13 +37,13 @@ LST_NAMESPACE_END
 
 /// Throws `lst::Error` built from the streamed parts when `cond` is false. The check is always on: bad input
 /// must give an error, never undefined behaviour, in release builds too.
-#define LST_CHECK(cond, ...) \
-  do {                       \
+#define LST_CHECK(cond, ...)                                      \
+  do {                                                            \
     if (!(cond)) ::lst::detail::raise<::lst::Error>(__VA_ARGS__); \
   } while (0)
 
 /// Like LST_CHECK, raising `lst::ShapeError`.
-#define LST_CHECK_SHAPE(cond, ...) \
-  do {                             \
+#define LST_CHECK_SHAPE(cond, ...)                                     \
+  do {                                                                 \
     if (!(cond)) ::lst::detail::raise<::lst::ShapeError>(__VA_ARGS__); \
   } while (0)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file expression.hpp
-/// @brief Expression templates for elementwise arithmetic with numpy-style broadcasting (Eigen's CwiseBinaryOp).
+/// @brief Expression templates for elementwise arithmetic with numpy-style broadcasting (Eigen's
+/// CwiseBinaryOp).
 ///
 /// `y = (x - mean) * rstd * gamma + beta` builds a tree of small nodes and evaluates it in one pass when
 /// assigned: no temporary tensor, one read of each operand, one write of y. Nodes hold pointers, never data,
@@ -228,8 +229,8 @@ struct operand_value<X, true> {
 /// Element type of a binary expression: that of its first lst operand (a number adopts it).
 template <class A, class B>
 struct binary_value {
-  using type = std::conditional_t<is_operand_v<A>, typename operand_value<A>::type,
-                                  typename operand_value<B>::type>;
+  using type =
+      std::conditional_t<is_operand_v<A>, typename operand_value<A>::type, typename operand_value<B>::type>;
 };
 }  // namespace detail
 
@@ -241,9 +242,8 @@ auto expr(const X& x) {
 
 /// Enables the operators for two operands when at least one is lst's and the other is lst's or a number.
 template <class A, class B>
-using enable_binary_t =
-    std::enable_if_t<(is_operand_v<A> && (is_operand_v<B> || std::is_arithmetic_v<B>)) ||
-                     (std::is_arithmetic_v<A> && is_operand_v<B>)>;
+using enable_binary_t = std::enable_if_t<(is_operand_v<A> && (is_operand_v<B> || std::is_arithmetic_v<B>)) ||
+                                         (std::is_arithmetic_v<A> && is_operand_v<B>)>;
 
 template <class Op, class A, class B>
 auto make_binary(const A& a, const B& b) {
@@ -260,25 +260,43 @@ auto make_unary(const A& a) {
 }
 
 template <class A, class B, class = enable_binary_t<A, B>>
-auto operator+(const A& a, const B& b) { return make_binary<op::Add>(a, b); }
+auto operator+(const A& a, const B& b) {
+  return make_binary<op::Add>(a, b);
+}
 template <class A, class B, class = enable_binary_t<A, B>>
-auto operator-(const A& a, const B& b) { return make_binary<op::Sub>(a, b); }
+auto operator-(const A& a, const B& b) {
+  return make_binary<op::Sub>(a, b);
+}
 template <class A, class B, class = enable_binary_t<A, B>>
-auto operator*(const A& a, const B& b) { return make_binary<op::Mul>(a, b); }
+auto operator*(const A& a, const B& b) {
+  return make_binary<op::Mul>(a, b);
+}
 template <class A, class B, class = enable_binary_t<A, B>>
-auto operator/(const A& a, const B& b) { return make_binary<op::Div>(a, b); }
+auto operator/(const A& a, const B& b) {
+  return make_binary<op::Div>(a, b);
+}
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
-auto operator-(const A& a) { return make_unary<op::Neg>(a); }
+auto operator-(const A& a) {
+  return make_unary<op::Neg>(a);
+}
 
 template <class A, class B, class = enable_binary_t<A, B>>
-auto maximum(const A& a, const B& b) { return make_binary<op::Max>(a, b); }
+auto maximum(const A& a, const B& b) {
+  return make_binary<op::Max>(a, b);
+}
 template <class A, class B, class = enable_binary_t<A, B>>
-auto minimum(const A& a, const B& b) { return make_binary<op::Min>(a, b); }
+auto minimum(const A& a, const B& b) {
+  return make_binary<op::Min>(a, b);
+}
 /// 1 where a > b, else 0 (in the element type), for use with where().
 template <class A, class B, class = enable_binary_t<A, B>>
-auto greater(const A& a, const B& b) { return make_binary<op::Greater>(a, b); }
+auto greater(const A& a, const B& b) {
+  return make_binary<op::Greater>(a, b);
+}
 template <class A, class B, class = enable_binary_t<A, B>>
-auto less(const A& a, const B& b) { return make_binary<op::Less>(a, b); }
+auto less(const A& a, const B& b) {
+  return make_binary<op::Less>(a, b);
+}
 
 template <class C, class A, class B>
 auto where(const C& c, const A& a, const B& b) {
@@ -289,7 +307,8 @@ auto where(const C& c, const A& a, const B& b) {
   return WhereExpr<decltype(ec), decltype(ea), decltype(eb)>(ec, ea, eb);
 }
 
-// Constrained to lst's operands, so that an unqualified exp(x) on a float inside namespace lst never lands here.
+// Constrained to lst's operands, so that an unqualified exp(x) on a float inside namespace lst never lands
+// here.
 #define LST_DEFINE_UNARY_FUNCTION(name, Op)                     \
   template <class A, class = std::enable_if_t<is_operand_v<A>>> \
   auto name(const A& a) {                                       \

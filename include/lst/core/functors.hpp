@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file functors.hpp
-/// @brief The scalar operations expression nodes apply elementwise, and their derivatives where layers need them.
+/// @brief The scalar operations expression nodes apply elementwise, and their derivatives where layers need
+/// them.
 #pragma once
 
 #include <cmath>
@@ -11,15 +12,60 @@ LST_NAMESPACE_BEGIN
 namespace op {
 
 // Unary. Each is a stateless function object, so an expression tree is a type the compiler inlines whole.
-struct Neg { template <class T> LST_HOST_DEVICE T operator()(T x) const { return -x; } };
-struct Exp { template <class T> LST_HOST_DEVICE T operator()(T x) const { return std::exp(x); } };
-struct Log { template <class T> LST_HOST_DEVICE T operator()(T x) const { return std::log(x); } };
-struct Tanh { template <class T> LST_HOST_DEVICE T operator()(T x) const { return std::tanh(x); } };
-struct Sqrt { template <class T> LST_HOST_DEVICE T operator()(T x) const { return std::sqrt(x); } };
-struct Rsqrt { template <class T> LST_HOST_DEVICE T operator()(T x) const { return T(1) / std::sqrt(x); } };
-struct Abs { template <class T> LST_HOST_DEVICE T operator()(T x) const { return std::abs(x); } };
-struct Square { template <class T> LST_HOST_DEVICE T operator()(T x) const { return x * x; } };
-struct Relu { template <class T> LST_HOST_DEVICE T operator()(T x) const { return x > T(0) ? x : T(0); } };
+struct Neg {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return -x;
+  }
+};
+struct Exp {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return std::exp(x);
+  }
+};
+struct Log {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return std::log(x);
+  }
+};
+struct Tanh {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return std::tanh(x);
+  }
+};
+struct Sqrt {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return std::sqrt(x);
+  }
+};
+struct Rsqrt {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return T(1) / std::sqrt(x);
+  }
+};
+struct Abs {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return std::abs(x);
+  }
+};
+struct Square {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return x * x;
+  }
+};
+struct Relu {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return x > T(0) ? x : T(0);
+  }
+};
 struct Sigmoid {
   // Written so that neither branch overflows exp() for large |x|.
   template <class T>
@@ -46,7 +92,12 @@ struct GeluTanh {
 };
 
 // Derivatives of the activations, d act(x) / dx, used by backward passes.
-struct ReluGrad { template <class T> LST_HOST_DEVICE T operator()(T x) const { return x > T(0) ? T(1) : T(0); } };
+struct ReluGrad {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T x) const {
+    return x > T(0) ? T(1) : T(0);
+  }
+};
 struct TanhGrad {
   template <class T>
   LST_HOST_DEVICE T operator()(T x) const {
@@ -80,14 +131,54 @@ struct GeluTanhGrad {
 };
 
 // Binary.
-struct Add { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a + b; } };
-struct Sub { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a - b; } };
-struct Mul { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a * b; } };
-struct Div { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a / b; } };
-struct Max { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a < b ? b : a; } };
-struct Min { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return b < a ? b : a; } };
-struct Greater { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a > b ? T(1) : T(0); } };
-struct Less { template <class T> LST_HOST_DEVICE T operator()(T a, T b) const { return a < b ? T(1) : T(0); } };
+struct Add {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a + b;
+  }
+};
+struct Sub {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a - b;
+  }
+};
+struct Mul {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a * b;
+  }
+};
+struct Div {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a / b;
+  }
+};
+struct Max {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a < b ? b : a;
+  }
+};
+struct Min {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return b < a ? b : a;
+  }
+};
+struct Greater {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a > b ? T(1) : T(0);
+  }
+};
+struct Less {
+  template <class T>
+  LST_HOST_DEVICE T operator()(T a, T b) const {
+    return a < b ? T(1) : T(0);
+  }
+};
 
 }  // namespace op
 LST_NAMESPACE_END

@@ -35,10 +35,11 @@ template <class A, class B, class C>
 void check_gemm_shapes(Trans ta, Trans tb, const A& a, const B& b, const C& c) {
   const index_t m = ta == Trans::no ? a.rows : a.cols, ka = ta == Trans::no ? a.cols : a.rows;
   const index_t kb = tb == Trans::no ? b.rows : b.cols, n = tb == Trans::no ? b.cols : b.rows;
-  LST_CHECK_SHAPE(ka == kb && c.rows == m && c.cols == n, "gemm: op(A) is (", m, ", ", ka, "), op(B) is (", kb,
-                  ", ", n, "), C is (", c.rows, ", ", c.cols, ")");
-  LST_CHECK_SHAPE(a.ld >= a.cols && b.ld >= b.cols && c.ld >= c.cols, "gemm: a leading dimension is below its ",
-                  "column count (A ld ", a.ld, ", B ld ", b.ld, ", C ld ", c.ld, ")");
+  LST_CHECK_SHAPE(ka == kb && c.rows == m && c.cols == n, "gemm: op(A) is (", m, ", ", ka, "), op(B) is (",
+                  kb, ", ", n, "), C is (", c.rows, ", ", c.cols, ")");
+  LST_CHECK_SHAPE(a.ld >= a.cols && b.ld >= b.cols && c.ld >= c.cols,
+                  "gemm: a leading dimension is below its ", "column count (A ld ", a.ld, ", B ld ", b.ld,
+                  ", C ld ", c.ld, ")");
 }
 }  // namespace detail
 

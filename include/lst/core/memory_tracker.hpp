@@ -26,7 +26,7 @@ inline constexpr int num_mem_categories = 6;
 
 inline const char* to_string(MemCategory c) {
   static const char* const names[num_mem_categories] = {"weights",     "gradients", "optimizer",
-                                                          "activations", "taps",      "workspace"};
+                                                        "activations", "taps",      "workspace"};
   return names[static_cast<int>(c)];
 }
 

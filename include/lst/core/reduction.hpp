@@ -40,13 +40,19 @@ struct is_reduction<ColSumExpr<E>> : std::true_type {};
 
 /// Sum over the last axis.
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
-auto row_sum(const A& a) { return RowReduceExpr<RowReduceKind::sum, detail::expr_t<A>>{detail::as_expr(a)}; }
+auto row_sum(const A& a) {
+  return RowReduceExpr<RowReduceKind::sum, detail::expr_t<A>>{detail::as_expr(a)};
+}
 /// Maximum over the last axis.
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
-auto row_max(const A& a) { return RowReduceExpr<RowReduceKind::max, detail::expr_t<A>>{detail::as_expr(a)}; }
+auto row_max(const A& a) {
+  return RowReduceExpr<RowReduceKind::max, detail::expr_t<A>>{detail::as_expr(a)};
+}
 /// Mean over the last axis.
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
-auto row_mean(const A& a) { return RowReduceExpr<RowReduceKind::mean, detail::expr_t<A>>{detail::as_expr(a)}; }
+auto row_mean(const A& a) {
+  return RowReduceExpr<RowReduceKind::mean, detail::expr_t<A>>{detail::as_expr(a)};
+}
 /// Population variance (divides by C, as LayerNorm does) over the last axis, computed in two passes for
 /// accuracy: a one-pass E[x^2] - E[x]^2 loses all digits when |mean| >> std.
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
@@ -55,6 +61,8 @@ auto row_variance(const A& a) {
 }
 /// Sum over every axis but the last: (..., C) -> (C).
 template <class A, class = std::enable_if_t<is_operand_v<A>>>
-auto col_sum(const A& a) { return ColSumExpr<detail::expr_t<A>>{detail::as_expr(a), false}; }
+auto col_sum(const A& a) {
+  return ColSumExpr<detail::expr_t<A>>{detail::as_expr(a), false};
+}
 
 LST_NAMESPACE_END

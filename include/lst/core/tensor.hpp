@@ -3,7 +3,8 @@
 /// @brief Tensor<T, Backend> (owning, row-major, rank <= 4) and TensorView<T, Backend> (non-owning).
 ///
 /// Assigning an expression to either evaluates it through `Executor<Backend>` (backends/<name>/), so this
-/// header declares what a backend must provide and the backend headers define it; `lst/lst.hpp` includes both.
+/// header declares what a backend must provide and the backend headers define it; `lst/lst.hpp` includes
+/// both.
 #pragma once
 
 #include <type_traits>
@@ -27,9 +28,10 @@ inline constexpr bool is_assignable_expr_v = is_operand_v<E> || is_reduction<E>:
 /// A non-owning window on contiguous row-major memory: a pointer and a shape.
 ///
 /// Copying a view copies the handle (like std::span). Writing data through a view is explicit:
-/// `v = expression` evaluates into it, `v.assign(other)` copies another view's elements. Plain `v = w` between
-/// views is deleted on purpose, because either meaning (rebind or copy) would surprise half of its readers.
-/// `T` may be const: `TensorView<const float>` reads only, and every `TensorView<float>` converts to it.
+/// `v = expression` evaluates into it, `v.assign(other)` copies another view's elements. Plain `v = w`
+/// between views is deleted on purpose, because either meaning (rebind or copy) would surprise half of its
+/// readers. `T` may be const: `TensorView<const float>` reads only, and every `TensorView<float>` converts to
+/// it.
 template <class T, class Backend>
 class TensorView {
  public:
@@ -62,14 +64,15 @@ class TensorView {
   }
   /// Rows [begin, end) along the leading axis: rank kept.
   TensorView slice(index_t begin, index_t end) const {
-    LST_CHECK_SHAPE(m_shape.rank >= 1 && 0 <= begin && begin <= end && end <= m_shape.dims[0], "slice [", begin,
-                    ", ", end, ") out of range for a tensor of shape ", m_shape);
+    LST_CHECK_SHAPE(m_shape.rank >= 1 && 0 <= begin && begin <= end && end <= m_shape.dims[0], "slice [",
+                    begin, ", ", end, ") out of range for a tensor of shape ", m_shape);
     const index_t row = m_shape.numel() / (m_shape.dims[0] == 0 ? 1 : m_shape.dims[0]);
     return TensorView(m_data + begin * row, m_shape.with_leading(end - begin));
   }
   /// The same elements under another shape with as many elements.
   TensorView reshape(const Shape& shape) const {
-    LST_CHECK_SHAPE(shape.numel() == numel(), "reshape: cannot view a tensor of shape ", m_shape, " as ", shape);
+    LST_CHECK_SHAPE(shape.numel() == numel(), "reshape: cannot view a tensor of shape ", m_shape, " as ",
+                    shape);
     return TensorView(m_data, shape);
   }
   /// (rows, cols): every leading axis folded into the first, the way GEMM sees an activation.

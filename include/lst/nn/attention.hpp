@@ -13,12 +13,12 @@
 
 LST_NAMESPACE_BEGIN
 
-/// Extra key and value vectors prepended to every sequence's keys and values, the same for each batch element:
-/// `Attn(x Wq, [P_k; x Wk], [P_v; x Wv])`. Prefix positions are never masked. When the gradient views are
-/// non-empty, backward adds the prefix gradients (summed over the batch) into them.
+/// Extra key and value vectors prepended to every sequence's keys and values, the same for each batch
+/// element: `Attn(x Wq, [P_k; x Wk], [P_v; x Wv])`. Prefix positions are never masked. When the gradient
+/// views are non-empty, backward adds the prefix gradients (summed over the batch) into them.
 template <class T, class Backend = Cpu>
 struct PrefixKV {
-  ConstView<T, Backend> key, value;            // (P, C)
+  ConstView<T, Backend> key, value;             // (P, C)
   TensorView<T, Backend> key_grad, value_grad;  // (P, C) or empty
 };
 
@@ -26,16 +26,16 @@ template <class T, class Backend = Cpu>
 class MultiHeadSelfAttention {
  public:
   struct Context {
-    Tensor<T, Backend> x;        // (B, T, C) input, for the q/k/v weight gradients
-    Tensor<T, Backend> q;        // (B, T, C)
-    Tensor<T, Backend> k, v;     // (B, P+T, C), prefix rows first
-    Tensor<T, Backend> probs;    // (B, H, T, P+T) softmax output
-    Tensor<T, Backend> heads;    // (B, T, C) concatenated head outputs, input of the output projection
+    Tensor<T, Backend> x;      // (B, T, C) input, for the q/k/v weight gradients
+    Tensor<T, Backend> q;      // (B, T, C)
+    Tensor<T, Backend> k, v;   // (B, P+T, C), prefix rows first
+    Tensor<T, Backend> probs;  // (B, H, T, P+T) softmax output
+    Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
     const PrefixKV<T, Backend>* prefix = nullptr;
   };
 
-  MultiHeadSelfAttention(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim, index_t heads,
-                         bool bias = true)
+  MultiHeadSelfAttention(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim,
+                         index_t heads, bool bias = true)
       : m_name(name),
         m_dim(dim),
         m_heads(heads),
@@ -56,21 +56,21 @@ class MultiHeadSelfAttention {
   /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
   /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
   /// whose every key is masked attends to nothing (a zero output row) instead of producing NaN.
-  Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y, Mode mode,
-                  const PrefixKV<T, Backend>* prefix = nullptr) const {
-    LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name, "': input x has shape ",
-                    x.shape(), ", expected (B, T, ", m_dim, ")");
-    LST_CHECK_SHAPE(y.shape() == x.shape(), "MultiHeadSelfAttention '", m_name, "': output y has shape ", y.shape(),
-                    ", expected the input's shape ", x.shape());
+  Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
+                  Mode mode, const PrefixKV<T, Backend>* prefix = nullptr) const {
+    LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name,
+                    "': input x has shape ", x.shape(), ", expected (B, T, ", m_dim, ")");
+    LST_CHECK_SHAPE(y.shape() == x.shape(), "MultiHeadSelfAttention '", m_name, "': output y has shape ",
+                    y.shape(), ", expected the input's shape ", x.shape());
     const index_t B = x.dim(0), Tq = x.dim(1), C = m_dim, H = m_heads, D = C / H;
-    LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tq}), "MultiHeadSelfAttention '", m_name,
-                    "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tq, ") for input x of shape ",
-                    x.shape());
+    LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tq}), "MultiHeadSelfAttention '",
+                    m_name, "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tq,
+                    ") for input x of shape ", x.shape());
     const index_t P = prefix ? prefix->key.dim(0) : 0, Tk = P + Tq;
     if (prefix)
       LST_CHECK_SHAPE(prefix->key.shape() == (Shape{P, C}) && prefix->value.shape() == (Shape{P, C}),
-                      "MultiHeadSelfAttention '", m_name, "': prefix key ", prefix->key.shape(), " and value ",
-                      prefix->value.shape(), " must both be (P, ", C, ")");
+                      "MultiHeadSelfAttention '", m_name, "': prefix key ", prefix->key.shape(),
+                      " and value ", prefix->value.shape(), " must both be (P, ", C, ")");
 
     const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend> q(Shape{B, Tq, C}, cat), k(Shape{B, Tk, C}, cat), v(Shape{B, Tk, C}, cat);
@@ -120,8 +120,8 @@ class MultiHeadSelfAttention {
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
     LST_CHECK(!ctx.probs.empty(), "MultiHeadSelfAttention '", m_name,
               "': backward needs a context from a training-mode forward");
-    LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name, "': output gradient dy has shape ",
-                    dy.shape(), ", expected ", ctx.x.shape());
+    LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
+                    "': output gradient dy has shape ", dy.shape(), ", expected ", ctx.x.shape());
     const index_t B = ctx.x.dim(0), Tq = ctx.x.dim(1), C = m_dim, H = m_heads, D = C / H;
     const index_t Tk = ctx.k.dim(1), P = Tk - Tq;
     const T scale = T(1) / std::sqrt(T(D));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file dropout.hpp
-/// @brief Inverted dropout (Srivastava et al. 2014) with a counter-based mask: nothing stored, fully reproducible.
+/// @brief Inverted dropout (Srivastava et al. 2014) with a counter-based mask: nothing stored, fully
+/// reproducible.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,8 @@ class Dropout {
     bool active = false;  // false in inference mode or with p = 0: backward is the identity
   };
 
-  Dropout(double p, std::uint64_t seed, std::string name = "dropout") : m_p(p), m_seed(seed), m_name(std::move(name)) {
+  Dropout(double p, std::uint64_t seed, std::string name = "dropout")
+      : m_p(p), m_seed(seed), m_name(std::move(name)) {
     LST_CHECK(p >= 0.0 && p < 1.0, "Dropout '", m_name, "': probability ", p, " is outside [0, 1)");
   }
   double p() const { return m_p; }
@@ -38,8 +40,8 @@ class Dropout {
   }
   /// dx = dy * mask / (1 - p), the same mask as forward. dx may alias dy.
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx) const {
-    LST_CHECK_SHAPE(dx.shape() == dy.shape(), "Dropout '", m_name, "': input gradient dx has shape ", dx.shape(),
-                    ", expected dy's shape ", dy.shape());
+    LST_CHECK_SHAPE(dx.shape() == dy.shape(), "Dropout '", m_name, "': input gradient dx has shape ",
+                    dx.shape(), ", expected dy's shape ", dy.shape());
     apply(ctx, dy, dx);
   }
 
@@ -52,7 +54,8 @@ class Dropout {
     const T scale = T(1.0 / (1.0 - m_p));
     const float p = static_cast<float>(m_p);
     for (index_t i = 0; i < in.numel(); ++i)
-      out.data()[i] = uniform_at(m_seed, ctx.step, static_cast<std::uint64_t>(i)) >= p ? in.data()[i] * scale : T(0);
+      out.data()[i] =
+          uniform_at(m_seed, ctx.step, static_cast<std::uint64_t>(i)) >= p ? in.data()[i] * scale : T(0);
   }
 
   double m_p;

@@ -26,10 +26,12 @@ class Embedding {
   index_t dim() const { return m_dim; }
   const Param<T, Backend>& weight() const { return m_weight; }  // (vocab, dim)
 
-  /// y (..., dim) = W[ids (...)]. An id outside [0, vocab) is an error naming the position, never a wild read.
+  /// y (..., dim) = W[ids (...)]. An id outside [0, vocab) is an error naming the position, never a wild
+  /// read.
   Context forward(ConstView<std::int32_t, Backend> ids, TensorView<T, Backend> y, Mode mode) const {
     LST_CHECK_SHAPE(y.numel() == ids.numel() * m_dim && y.shape().cols() == m_dim, "Embedding '", m_name,
-                    "': output y has shape ", y.shape(), ", expected ids shape ", ids.shape(), " + (", m_dim, ")");
+                    "': output y has shape ", y.shape(), ", expected ids shape ", ids.shape(), " + (", m_dim,
+                    ")");
     const T* w = m_weight.value().data();
     for (index_t n = 0; n < ids.numel(); ++n) {
       const std::int32_t id = ids.data()[n];
@@ -49,10 +51,12 @@ class Embedding {
   /// discrete.
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm) const {
     if (gm == GradMode::ignore) return;
-    LST_CHECK_SHAPE(dy.numel() == ctx.ids.numel() * m_dim, "Embedding '", m_name, "': output gradient dy has shape ",
-                    dy.shape(), ", expected ids shape ", ctx.ids.shape(), " + (", m_dim, ")");
+    LST_CHECK_SHAPE(dy.numel() == ctx.ids.numel() * m_dim, "Embedding '", m_name,
+                    "': output gradient dy has shape ", dy.shape(), ", expected ids shape ", ctx.ids.shape(),
+                    " + (", m_dim, ")");
     const TensorView<T, Backend> dw = m_weight.grad();
-    LST_CHECK(dw.data() != nullptr, "Embedding '", m_name, "': parameter gradients requested from a frozen arena");
+    LST_CHECK(dw.data() != nullptr, "Embedding '", m_name,
+              "': parameter gradients requested from a frozen arena");
     if (gm == GradMode::overwrite) dw.set_zero();
     for (index_t n = 0; n < ctx.ids.numel(); ++n) {
       T* row = dw.data() + ctx.ids.data()[n] * m_dim;

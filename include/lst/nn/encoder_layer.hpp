@@ -53,8 +53,8 @@ class EncoderLayer {
 
   /// y (B, T, C) from x (B, T, C); `mask` (B, T) as in MultiHeadSelfAttention; `step` drives dropout. y may
   /// not alias x.
-  Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y, Mode mode,
-                  std::uint64_t step, const PrefixKV<T, Backend>* prefix = nullptr) const {
+  Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
+                  Mode mode, std::uint64_t step, const PrefixKV<T, Backend>* prefix = nullptr) const {
     LST_CHECK_SHAPE(y.shape() == x.shape(), "EncoderLayer '", m_name, "': output y has shape ", y.shape(),
                     ", expected the input's shape ", x.shape());
     Context ctx;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file feed_forward.hpp
-/// @brief The transformer's position-wise feed-forward block, y = fc2(act(fc1(x))) (Vaswani et al. 2017, 3.3).
+/// @brief The transformer's position-wise feed-forward block, y = fc2(act(fc1(x))) (Vaswani et al.
+/// 2017, 3.3).
 #pragma once
 
 #include <string>
@@ -20,7 +21,10 @@ class FeedForward {
 
   FeedForward(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim, index_t hidden,
               ActivationKind act)
-      : m_name(name), m_fc1(arena, name + ".fc1", dim, hidden), m_fc2(arena, name + ".fc2", hidden, dim), m_act(act) {}
+      : m_name(name),
+        m_fc1(arena, name + ".fc1", dim, hidden),
+        m_fc2(arena, name + ".fc2", hidden, dim),
+        m_act(act) {}
 
   const Linear<T, Backend>& fc1() const { return m_fc1; }
   const Linear<T, Backend>& fc2() const { return m_fc2; }
@@ -31,7 +35,8 @@ class FeedForward {
     const index_t rows = x.shape().rows();
     Context ctx;
     const bool keep = mode == Mode::training;
-    Tensor<T, Backend> h(Shape{rows, m_fc1.out_features()}, keep ? MemCategory::activations : MemCategory::workspace);
+    Tensor<T, Backend> h(Shape{rows, m_fc1.out_features()},
+                         keep ? MemCategory::activations : MemCategory::workspace);
     ctx.fc1 = m_fc1.forward(x, h, mode);
     if (keep) {
       Tensor<T, Backend> a(h.shape(), MemCategory::workspace);

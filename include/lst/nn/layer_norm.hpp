@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file layer_norm.hpp
-/// @brief LayerNorm over the last axis (Ba, Kiros, Hinton 2016): y = (x - mean) / sqrt(var + eps) * gamma + beta.
+/// @brief LayerNorm over the last axis (Ba, Kiros, Hinton 2016): y = (x - mean) / sqrt(var + eps) * gamma +
+/// beta.
 #pragma once
 
 #include <cmath>
@@ -33,8 +34,8 @@ class LayerNorm {
   /// y (..., C) = LN(x (..., C)). Training keeps x-hat and 1/std (the input itself is not needed).
   /// y may alias x (in-place normalisation of a residual stream).
   Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode) const {
-    LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_dim, "LayerNorm '", m_name, "': input x has shape ",
-                    x.shape(), ", expected last dimension ", m_dim);
+    LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_dim, "LayerNorm '", m_name,
+                    "': input x has shape ", x.shape(), ", expected last dimension ", m_dim);
     LST_CHECK_SHAPE(y.shape() == x.shape(), "LayerNorm '", m_name, "': output y has shape ", y.shape(),
                     ", expected the input's shape ", x.shape());
     const index_t rows = x.shape().rows(), c = m_dim;
@@ -49,7 +50,8 @@ class LayerNorm {
     for (index_t r = 0; r < rows; ++r) {
       const T* xr = x.data() + r * c;
       T* yr = y.data() + r * c;
-      // Two passes (mean, then centred variance): exact enough where E[x^2] - E[x]^2 cancels catastrophically.
+      // Two passes (mean, then centred variance): exact enough where E[x^2] - E[x]^2 cancels
+      // catastrophically.
       T mean = 0;
       for (index_t j = 0; j < c; ++j) mean += xr[j];
       mean /= T(c);
@@ -67,7 +69,8 @@ class LayerNorm {
     return ctx;
   }
 
-  /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma; dgamma = sum dy * xhat, dbeta = sum dy.
+  /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma; dgamma = sum dy * xhat, dbeta =
+  /// sum dy.
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
     LST_CHECK(!ctx.xhat.empty(), "LayerNorm '", m_name,
               "': backward needs a context from a training-mode forward");
@@ -76,7 +79,8 @@ class LayerNorm {
                     "': output gradient dy has shape ", dy.shape(), ", expected ", rows, " rows of ", c);
     if (gm != GradMode::ignore) {
       const TensorView<T, Backend> dg = m_gamma.grad(), db = m_beta.grad();
-      LST_CHECK(dg.data() != nullptr, "LayerNorm '", m_name, "': parameter gradients requested from a frozen arena");
+      LST_CHECK(dg.data() != nullptr, "LayerNorm '", m_name,
+                "': parameter gradients requested from a frozen arena");
       if (gm == GradMode::overwrite) {
         dg.set_zero();
         db.set_zero();

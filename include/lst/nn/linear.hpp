@@ -20,8 +20,8 @@ class Linear {
     Tensor<T, Backend> input;  // (N, in), training mode only
   };
 
-  Linear(ParameterArena<T, Backend>& arena, const std::string& name, index_t in_features, index_t out_features,
-         bool bias = true)
+  Linear(ParameterArena<T, Backend>& arena, const std::string& name, index_t in_features,
+         index_t out_features, bool bias = true)
       : m_name(name), m_in(in_features), m_out(out_features) {
     m_weight = arena.add(name + ".weight", Shape{out_features, in_features});
     if (bias) m_bias = arena.add(name + ".bias", Shape{out_features});
@@ -54,39 +54,45 @@ class Linear {
                     "': output y has shape ", y.shape(), ", expected ", x.shape().rows(), " rows of ", m_out,
                     " for input x of shape ", x.shape());
     const bool bias = has_bias();
-    if (bias) y.as_matrix() = expr(m_bias.value());  // broadcast b over rows, then GEMM adds into it (beta = 1)
+    if (bias)
+      y.as_matrix() = expr(m_bias.value());  // broadcast b over rows, then GEMM adds into it (beta = 1)
     gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
   }
 
   /// Backward from an explicit input x (..., in) and output gradient dy (..., out).
-  void backward_from(ConstView<T, Backend> x, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm,
-                     T dx_beta = T(0)) const {
+  void backward_from(ConstView<T, Backend> x, ConstView<T, Backend> dy, TensorView<T, Backend> dx,
+                     GradMode gm, T dx_beta = T(0)) const {
     check_input(x, "saved input x");
     LST_CHECK_SHAPE(dy.shape().rows() == x.shape().rows() && dy.shape().cols() == m_out, "Linear '", m_name,
-                    "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(), " rows of ",
-                    m_out, " (input x ", x.shape(), ")");
+                    "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(),
+                    " rows of ", m_out, " (input x ", x.shape(), ")");
     if (gm != GradMode::ignore) {
       const TensorView<T, Backend> dw = m_weight.grad();
-      LST_CHECK(dw.data() != nullptr, "Linear '", m_name, "': parameter gradients requested from a frozen arena");
+      LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
+                "': parameter gradients requested from a frozen arena");
       const T beta = gm == GradMode::accumulate ? T(1) : T(0);
       gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta, MatrixRef<T, Backend>(dw));  // dW (out, in) = dy^T x
       if (has_bias()) {
         const TensorView<T, Backend> db = m_bias.grad();
-        if (gm == GradMode::accumulate) db += col_sum(dy);  // db (out) = sum of dy over rows
-        else db = col_sum(dy);
+        if (gm == GradMode::accumulate)
+          db += col_sum(dy);  // db (out) = sum of dy over rows
+        else
+          db = col_sum(dy);
       }
     }
     if (dx.data() != nullptr) {
-      LST_CHECK_SHAPE(dx.shape() == x.shape(), "Linear '", m_name, "': input gradient dx has shape ", dx.shape(),
-                      ", expected the input's shape ", x.shape());
-      gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta, MatrixRef<T, Backend>(dx));  // dx = dy W
+      LST_CHECK_SHAPE(dx.shape() == x.shape(), "Linear '", m_name, "': input gradient dx has shape ",
+                      dx.shape(), ", expected the input's shape ", x.shape());
+      gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta,
+              MatrixRef<T, Backend>(dx));  // dx = dy W
     }
   }
 
  private:
   void check_input(const ConstView<T, Backend>& x, const char* what) const {
     LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_in, "Linear '", m_name, "': ", what, " has shape ",
-                    x.shape(), ", expected last dimension ", m_in, " (weight shape (", m_out, ", ", m_in, "))");
+                    x.shape(), ", expected last dimension ", m_in, " (weight shape (", m_out, ", ", m_in,
+                    "))");
   }
   std::string m_name;
   index_t m_in, m_out;

@@ -12,14 +12,16 @@
 LST_NAMESPACE_BEGIN
 
 /// Mean cross-entropy of softmax(logits (N, K)) against labels (N); a negative label is ignored (PyTorch's
-/// ignore_index convention) and excluded from the mean. Writes dL/dlogits into `dlogits` (N, K) when non-empty.
-/// Computed with log-sum-exp, so large logits never overflow.
+/// ignore_index convention) and excluded from the mean. Writes dL/dlogits into `dlogits` (N, K) when
+/// non-empty. Computed with log-sum-exp, so large logits never overflow.
 template <class T, class Backend>
-T cross_entropy(ConstView<T, Backend> logits, ConstView<std::int32_t, Backend> labels, TensorView<T, Backend> dlogits) {
+T cross_entropy(ConstView<T, Backend> logits, ConstView<std::int32_t, Backend> labels,
+                TensorView<T, Backend> dlogits) {
   LST_CHECK_SHAPE(logits.rank() == 2 && labels.numel() == logits.dim(0), "cross_entropy: logits have shape ",
                   logits.shape(), " and labels ", labels.shape(), ", expected (N, K) and (N)");
-  LST_CHECK_SHAPE(dlogits.data() == nullptr || dlogits.shape() == logits.shape(), "cross_entropy: dlogits has shape ",
-                  dlogits.shape(), ", expected the logits' shape ", logits.shape());
+  LST_CHECK_SHAPE(dlogits.data() == nullptr || dlogits.shape() == logits.shape(),
+                  "cross_entropy: dlogits has shape ", dlogits.shape(), ", expected the logits' shape ",
+                  logits.shape());
   const index_t N = logits.dim(0), K = logits.dim(1);
   index_t counted = 0;
   for (index_t n = 0; n < N; ++n) {

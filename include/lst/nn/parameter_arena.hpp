@@ -105,8 +105,8 @@ class ParameterArena {
 
  private:
   TensorView<T, Backend> point(const Tensor<T, Backend>& block, std::size_t i) const {
-    LST_CHECK(m_allocated, "parameter arena '", m_name, "': parameter '",
-              m_info[i].name, "' read before allocate()");
+    LST_CHECK(m_allocated, "parameter arena '", m_name, "': parameter '", m_info[i].name,
+              "' read before allocate()");
     return TensorView<T, Backend>(block.data() + m_info[i].offset, m_info[i].shape);
   }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file adamw.hpp
-/// @brief AdamW (Loshchilov & Hutter 2019, Algorithm 2): Adam with bias correction and decoupled weight decay.
+/// @brief AdamW (Loshchilov & Hutter 2019, Algorithm 2): Adam with bias correction and decoupled weight
+/// decay.
 #pragma once
 
 #include <cmath>
@@ -24,7 +25,8 @@ class AdamW {
         m_cfg(cfg),
         m_m(Tensor<T, Backend>::zeros(Shape{arena.size()}, MemCategory::optimizer)),
         m_v(Tensor<T, Backend>::zeros(Shape{arena.size()}, MemCategory::optimizer)) {
-    LST_CHECK(arena.has_gradients(), "AdamW: parameter arena '", arena.name(), "' holds no gradients (frozen)");
+    LST_CHECK(arena.has_gradients(), "AdamW: parameter arena '", arena.name(),
+              "' holds no gradients (frozen)");
   }
 
   /// One update with learning rate `lr` (the schedule lives with the caller).

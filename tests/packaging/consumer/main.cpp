@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Downstream smoke test: builds against an installed lst found with find_package(lst).
-#include <lst/lst.hpp>
 #include <cstdio>
+#include <lst/lst.hpp>
 int main() {
   lst::Tensor<float> a(lst::Shape{2, 3});
   lst::Tensor<float> b(lst::Shape{2, 3});

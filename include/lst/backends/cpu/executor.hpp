@@ -45,8 +45,8 @@ struct Executor<Cpu> {
   template <class T, class U>
   static void copy(const TensorView<const U, Cpu>& src, const TensorView<T, Cpu>& dst) {
     static_assert(std::is_same_v<std::remove_const_t<U>, T>, "lst: copy between different element types");
-    LST_CHECK_SHAPE(src.shape() == dst.shape(), "copy: source shape ", src.shape(), " differs from destination ",
-                    dst.shape());
+    LST_CHECK_SHAPE(src.shape() == dst.shape(), "copy: source shape ", src.shape(),
+                    " differs from destination ", dst.shape());
     if (src.data() != dst.data() && src.numel() > 0)
       std::memmove(dst.data(), src.data(), sizeof(T) * static_cast<std::size_t>(src.numel()));
   }

@@ -21,24 +21,30 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 /// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, every matrix row-major with its own leading
 /// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS.
 template <class T>
-void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b, T beta,
-          const MatrixRef<T, Cpu>& c) {
+void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b,
+          T beta, const MatrixRef<T, Cpu>& c) {
   detail::check_gemm_shapes(ta, tb, a, b, c);
   const detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
   const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
   detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));
   if (c.rows == 0 || c.cols == 0) return;
-  // Eigen folds alpha and the transposes into its GEMM kernel call; noalias() promises C does not overlap A/B,
-  // which saves the temporary Eigen would otherwise evaluate the product into.
-  // One accumulating product per transpose combination (not also an assigning one) halves the Eigen GEMM
-  // instantiations, which dominate compile time; zeroing C first costs M*N next to the product's M*N*K.
-  if (beta == T(0)) mc.setZero();
-  else if (beta != T(1)) mc *= beta;
+  // Eigen folds alpha and the transposes into its GEMM kernel call; noalias() promises C does not overlap
+  // A/B, which saves the temporary Eigen would otherwise evaluate the product into. One accumulating product
+  // per transpose combination (not also an assigning one) halves the Eigen GEMM instantiations, which
+  // dominate compile time; zeroing C first costs M*N next to the product's M*N*K.
+  if (beta == T(0))
+    mc.setZero();
+  else if (beta != T(1))
+    mc *= beta;
   auto run = [&](const auto& op_a, const auto& op_b) { mc.noalias() += alpha * op_a * op_b; };
-  if (ta == Trans::no && tb == Trans::no) run(ma, mb);
-  else if (ta == Trans::no) run(ma, mb.transpose());
-  else if (tb == Trans::no) run(ma.transpose(), mb);
-  else run(ma.transpose(), mb.transpose());
+  if (ta == Trans::no && tb == Trans::no)
+    run(ma, mb);
+  else if (ta == Trans::no)
+    run(ma, mb.transpose());
+  else if (tb == Trans::no)
+    run(ma.transpose(), mb);
+  else
+    run(ma.transpose(), mb.transpose());
 }
 
 /// `batch` independent GEMMs whose matrices sit at fixed element strides from one another (attention heads).
