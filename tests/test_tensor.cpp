@@ -180,3 +180,25 @@ TEST_CASE("f16 and bf16 storage conversions round to nearest even") {
     REQUIRE(to_f16(to_float(h)).bits == h.bits);
   }
 }
+
+TEST_CASE("Broadcast evaluation across chunk boundaries (rows longer than expr_chunk, odd lengths)") {
+  Rng rng(3);
+  const index_t cols = 2 * expr_chunk + 22;
+  auto x = lst_test::randn(Shape{3, cols}, rng), per_row = lst_test::randn(Shape{3, 1}, rng);
+  auto per_col = lst_test::randn(Shape{cols}, rng);
+  Tensor<double> y(x.shape()), s(Shape{3}), c(Shape{cols});
+  y = x * per_row + per_col - per_row;
+  s = row_sum(x * per_row);
+  c = col_sum(x * per_row);
+  for (index_t i = 0; i < 3; ++i) {
+    double want_s = 0;
+    for (index_t j = 0; j < cols; ++j) {
+      CHECK(y(i, j) == doctest::Approx(x(i, j) * per_row(i, 0) + per_col(j) - per_row(i, 0)));
+      want_s += x(i, j) * per_row(i, 0);
+    }
+    CHECK(s(i) == doctest::Approx(want_s));
+  }
+  for (index_t j : {index_t(0), expr_chunk - 1, expr_chunk, cols - 1})
+    CHECK(c(j) ==
+          doctest::Approx(x(0, j) * per_row(0, 0) + x(1, j) * per_row(1, 0) + x(2, j) * per_row(2, 0)));
+}

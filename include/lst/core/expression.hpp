@@ -13,9 +13,11 @@
 ///   bind(out)             fix the broadcast strides for writing into a tensor of shape `out`
 ///   linear()              true when every operand has the shape of `out` (one flat loop suffices)
 ///   at(i)                 element i of the flat loop (only when linear())
-///   seek_row(i0, i1, i2)  move to a row of the (padded to rank 4) output; then at_col(j) reads column j
+///   seek(i0, i1, i2, c0)  move to columns [c0, c0 + expr_chunk) of a row of the (padded to rank 4) output;
+///                         then at_col(j) reads column c0 + j
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 
@@ -47,6 +49,10 @@ inline Shape broadcast_shapes(const Shape& a, const Shape& b) {
 }
 }  // namespace detail
 
+/// Columns per step of the broadcasting (non-flat) evaluation loop: long enough to vectorise, short enough
+/// that a broadcast operand's splat buffer stays in L1.
+inline constexpr index_t expr_chunk = 64;
+
 /// Base of every node (CRTP tag), so operators accept exactly lst's expressions and tensors.
 template <class Derived>
 struct ExprBase {
@@ -77,16 +83,27 @@ class LeafExpr : public ExprBase<LeafExpr<T>> {
   }
   bool linear() const { return m_same; }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return m_data[i]; }
-  LST_ALWAYS_INLINE void seek_row(index_t i0, index_t i1, index_t i2) {
-    m_row = m_data + i0 * m_stride[0] + i1 * m_stride[1] + i2 * m_stride[2];
+  LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) {
+    const value_type* row = m_data + i0 * m_stride[0] + i1 * m_stride[1] + i2 * m_stride[2];
+    if (m_stride[3] != 0) {
+      m_ptr = row + c0;
+      return;
+    }
+    // A column broadcast (one value per row) reads from a splat of that value, so that every operand of the
+    // chunk loop is a plain unit-stride array and the loop vectorises.
+    if (row != m_splat_source) {
+      std::fill(m_splat, m_splat + expr_chunk, *row);
+      m_splat_source = row;
+    }
+    m_ptr = m_splat;
   }
-  // The inner stride is 1 or 0 (a column broadcast); a select instead of a multiply keeps the row loop
-  // vectorisable, the broadcast operand becoming a splat.
-  LST_ALWAYS_INLINE value_type at_col(index_t j) const { return m_stride[3] ? m_row[j] : m_row[0]; }
+  LST_ALWAYS_INLINE value_type at_col(index_t j) const { return m_ptr[j]; }
 
  private:
   const value_type* m_data;
-  const value_type* m_row = nullptr;
+  const value_type* m_ptr = nullptr;           // columns of the current chunk
+  const value_type* m_splat_source = nullptr;  // the element m_splat repeats
+  value_type m_splat[expr_chunk];
   Shape m_shape;
   std::array<index_t, max_rank> m_stride{};
   bool m_same = true;
@@ -102,7 +119,7 @@ class ScalarExpr : public ExprBase<ScalarExpr<T>> {
   void bind(const Shape&) {}
   bool linear() const { return true; }
   LST_ALWAYS_INLINE T at(index_t) const { return m_value; }
-  LST_ALWAYS_INLINE void seek_row(index_t, index_t, index_t) {}
+  LST_ALWAYS_INLINE void seek(index_t, index_t, index_t, index_t) {}
   LST_ALWAYS_INLINE T at_col(index_t) const { return m_value; }
 
  private:
@@ -118,7 +135,7 @@ class UnaryExpr : public ExprBase<UnaryExpr<Op, A>> {
   void bind(const Shape& out) { m_a.bind(out); }
   bool linear() const { return m_a.linear(); }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return Op{}(m_a.at(i)); }
-  LST_ALWAYS_INLINE void seek_row(index_t i0, index_t i1, index_t i2) { m_a.seek_row(i0, i1, i2); }
+  LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) { m_a.seek(i0, i1, i2, c0); }
   LST_ALWAYS_INLINE value_type at_col(index_t j) const { return Op{}(m_a.at_col(j)); }
 
  private:
@@ -140,9 +157,9 @@ class BinaryExpr : public ExprBase<BinaryExpr<Op, A, B>> {
   }
   bool linear() const { return m_a.linear() && m_b.linear(); }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return Op{}(m_a.at(i), m_b.at(i)); }
-  LST_ALWAYS_INLINE void seek_row(index_t i0, index_t i1, index_t i2) {
-    m_a.seek_row(i0, i1, i2);
-    m_b.seek_row(i0, i1, i2);
+  LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) {
+    m_a.seek(i0, i1, i2, c0);
+    m_b.seek(i0, i1, i2, c0);
   }
   LST_ALWAYS_INLINE value_type at_col(index_t j) const { return Op{}(m_a.at_col(j), m_b.at_col(j)); }
 
@@ -169,10 +186,10 @@ class WhereExpr : public ExprBase<WhereExpr<C, A, B>> {
   LST_ALWAYS_INLINE value_type at(index_t i) const {
     return m_c.at(i) != typename C::value_type(0) ? m_a.at(i) : m_b.at(i);
   }
-  LST_ALWAYS_INLINE void seek_row(index_t i0, index_t i1, index_t i2) {
-    m_c.seek_row(i0, i1, i2);
-    m_a.seek_row(i0, i1, i2);
-    m_b.seek_row(i0, i1, i2);
+  LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) {
+    m_c.seek(i0, i1, i2, c0);
+    m_a.seek(i0, i1, i2, c0);
+    m_b.seek(i0, i1, i2, c0);
   }
   LST_ALWAYS_INLINE value_type at_col(index_t j) const {
     return m_c.at_col(j) != typename C::value_type(0) ? m_a.at_col(j) : m_b.at_col(j);

@@ -35,9 +35,11 @@ struct Executor<Cpu> {
       for (index_t i0 = 0; i0 < d[0]; ++i0)
         for (index_t i1 = 0; i1 < d[1]; ++i1)
           for (index_t i2 = 0; i2 < d[2]; ++i2) {
-            ev.seek_row(i0, i1, i2);
             T* LST_RESTRICT row = out + ((i0 * d[1] + i1) * d[2] + i2) * d[3];
-            for (index_t j = 0; j < d[3]; ++j) row[j] = ev.at_col(j);
+            over_row(ev, i0, i1, i2, d[3], [&](index_t c0, index_t n) {
+              T* LST_RESTRICT chunk = row + c0;
+              for (index_t j = 0; j < n; ++j) chunk[j] = ev.at_col(j);
+            });
           }
     }
   }
@@ -57,6 +59,16 @@ struct Executor<Cpu> {
   }
 
  private:
+  /// Walks one output row of `cols` columns in chunks of expr_chunk: seeks the expression to each chunk and
+  /// calls f(first column, chunk length).
+  template <class E, class F>
+  static LST_ALWAYS_INLINE void over_row(E& ev, index_t i0, index_t i1, index_t i2, index_t cols, F&& f) {
+    for (index_t c0 = 0; c0 < cols; c0 += expr_chunk) {
+      ev.seek(i0, i1, i2, c0);
+      f(c0, std::min(expr_chunk, cols - c0));
+    }
+  }
+
   template <class T, RowReduceKind Kind, class E>
   static void reduce(const TensorView<T, Cpu>& dst, const RowReduceExpr<Kind, E>& r) {
     using V = typename E::value_type;
@@ -72,21 +84,26 @@ struct Executor<Cpu> {
     for (index_t i0 = 0; i0 < d[0]; ++i0)
       for (index_t i1 = 0; i1 < d[1]; ++i1)
         for (index_t i2 = 0; i2 < d[2]; ++i2, ++r_out) {
-          ev.seek_row(i0, i1, i2);
           V acc;
           if constexpr (Kind == RowReduceKind::max) {
             acc = -std::numeric_limits<V>::infinity();
-            for (index_t j = 0; j < cols; ++j) acc = std::max(acc, ev.at_col(j));
+            over_row(ev, i0, i1, i2, cols, [&](index_t, index_t n) {
+              for (index_t j = 0; j < n; ++j) acc = std::max(acc, ev.at_col(j));
+            });
           } else {
             acc = V(0);
-            for (index_t j = 0; j < cols; ++j) acc += ev.at_col(j);
+            over_row(ev, i0, i1, i2, cols, [&](index_t, index_t n) {
+              for (index_t j = 0; j < n; ++j) acc += ev.at_col(j);
+            });
             if constexpr (Kind == RowReduceKind::mean || Kind == RowReduceKind::variance) acc /= V(cols);
             if constexpr (Kind == RowReduceKind::variance) {
               V ss = V(0);
-              for (index_t j = 0; j < cols; ++j) {
-                const V dv = ev.at_col(j) - acc;
-                ss += dv * dv;
-              }
+              over_row(ev, i0, i1, i2, cols, [&](index_t, index_t n) {
+                for (index_t j = 0; j < n; ++j) {
+                  const V dv = ev.at_col(j) - acc;
+                  ss += dv * dv;
+                }
+              });
               acc = ss / V(cols);
             }
           }
@@ -109,8 +126,9 @@ struct Executor<Cpu> {
     for (index_t i0 = 0; i0 < d[0]; ++i0)
       for (index_t i1 = 0; i1 < d[1]; ++i1)
         for (index_t i2 = 0; i2 < d[2]; ++i2) {
-          ev.seek_row(i0, i1, i2);
-          for (index_t j = 0; j < cols; ++j) out[j] += ev.at_col(j);
+          over_row(ev, i0, i1, i2, cols, [&](index_t c0, index_t n) {
+            for (index_t j = 0; j < n; ++j) out[c0 + j] += ev.at_col(j);
+          });
         }
   }
 };
