@@ -29,3 +29,6 @@
 #include "nn/parameter_arena.hpp"
 
 #include "train/adamw.hpp"
+
+#include "io/mapped_file.hpp"
+#include "io/safetensors.hpp"
