@@ -48,10 +48,10 @@ inline std::vector<Checked> parameters_of(const lst::ParameterArena<double>& are
 ///
 /// `loss()` runs the forward pass on the current values and returns a scalar; `backward()` must have been
 /// run by the caller already, leaving analytic gradients in each Checked::grad. Each element is perturbed
-/// by +-h; with h = 1e-6 in double the truncation error (~h^2) and rounding error (~1e-16 / h) both sit far
+/// by +-h; with h = 1e-5 in double the truncation error (~h^2) and rounding error (~1e-16 / h) both sit far
 /// below the 1e-6 tolerance the tests use.
 inline void check_gradients(const std::vector<Checked>& tensors, const std::function<double()>& loss,
-                            double tolerance = 1e-6, double h = 1e-6) {
+                            double tolerance = 1e-6, double h = 1e-5) {
   for (const Checked& c : tensors) {
     REQUIRE_MESSAGE(c.grad.data() != nullptr, c.name << ": no analytic gradient");
     REQUIRE_MESSAGE(c.grad.numel() == c.value.numel(), c.name << ": gradient size differs");

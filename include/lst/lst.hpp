@@ -30,5 +30,8 @@
 
 #include "train/adamw.hpp"
 
+#include "io/bert_config.hpp"
 #include "io/mapped_file.hpp"
 #include "io/safetensors.hpp"
+
+#include "models/bert_encoder.hpp"
