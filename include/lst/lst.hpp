@@ -31,6 +31,7 @@
 #include "train/adamw.hpp"
 
 #include "io/bert_config.hpp"
+#include "io/glue.hpp"
 #include "io/mapped_file.hpp"
 #include "io/safetensors.hpp"
 
