@@ -122,3 +122,29 @@ TEST_CASE("Attention keeps nothing in inference mode; in training exactly x, q, 
                     bhtt = 2 * 4 * 8 * 8 * sizeof(float);  // multiples of 64
   CHECK(t.current(MemCategory::activations) - base == 5 * btc + bhtt);
 }
+
+TEST_CASE("Attention: a PrefixKV built in a scope that has ended, y aliasing x, and a failed constructor") {
+  Rng rng(84);
+  ParameterArena<double> arena;
+  CHECK_THROWS_AS(MultiHeadSelfAttention<double>(arena, "attn", 4, 3), Error);  // registers nothing
+  MultiHeadSelfAttention<double> attn(arena, "attn", 4, 2);                     // so the retry works
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{1, 3, 4}, rng), g = lst_test::randn(Shape{1, 3, 4}, rng);
+  auto pk = lst_test::randn(Shape{2, 4}, rng), pv = lst_test::randn(Shape{2, 4}, rng);
+  Tensor<double> dpk = Tensor<double>::zeros(pk.shape()), dpv = Tensor<double>::zeros(pv.shape());
+  Tensor<double> y(x.shape()), dx(x.shape());
+  typename MultiHeadSelfAttention<double>::Context ctx;
+  {
+    PrefixKV<double> local{pk.cview(), pv.cview(), dpk.view(), dpv.view()};
+    ctx = attn.forward(x, ConstView<std::int32_t>(), y, Mode::training, &local);
+  }
+  attn.backward(ctx, g, dx, GradMode::overwrite);  // the context copied what it needs (ASan checks)
+  const auto grads = arena.grads().to_vector();
+  auto x2 = x.clone();
+  PrefixKV<double> again{pk.cview(), pv.cview(), TensorView<double>(), TensorView<double>()};
+  auto ctx2 = attn.forward(x2, ConstView<std::int32_t>(), x2, Mode::training, &again);  // output over input
+  attn.backward(ctx2, g, dx, GradMode::overwrite);
+  CHECK(x2.to_vector() == y.to_vector());
+  CHECK(arena.grads().to_vector() == grads);  // the saved input is the input, not the output
+}

@@ -27,3 +27,15 @@ TEST_CASE("EncoderLayer (post-LN, dropout on) backward matches finite difference
     return lst_test::dot(y, g);
   });
 }
+
+TEST_CASE("EncoderLayer backward with a wrong dx fails before touching any gradient") {
+  ParameterArena<float> arena;
+  EncoderLayer<float> layer(arena, "l0", EncoderLayerConfig{8, 2, 16, ActivationKind::gelu, 1e-12, 0.0}, 1);
+  arena.allocate(true);
+  Rng rng(2);
+  init::normal(arena.values(), rng, 0.1);
+  Tensor<float> x = Tensor<float>::full(Shape{1, 3, 8}, 0.5f), y(x.shape()), bad(Shape{1, 3, 7});
+  auto ctx = layer.forward(x, ConstView<std::int32_t>(), y, Mode::training, 0);
+  CHECK_THROWS_AS(layer.backward(ctx, y, bad, GradMode::overwrite), ShapeError);
+  for (float v : arena.grads().to_vector()) CHECK(v == 0.0f);
+}

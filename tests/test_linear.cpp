@@ -106,3 +106,12 @@ TEST_CASE("Linear refuses parameter gradients from a frozen arena") {
         }).find("frozen") != std::string::npos);
   CHECK_NOTHROW(fc.backward(ctx, y, TensorView<float>(), GradMode::ignore));
 }
+
+TEST_CASE("Linear refuses to run in place (output overlapping input), before writing anything") {
+  ParameterArena<float> arena;
+  Linear<float> fc(arena, "square", 2, 2);
+  arena.allocate(false);
+  Tensor<float> x = Tensor<float>::full(Shape{1, 2}, 3.0f);
+  CHECK(lst_test::error_of([&] { fc.forward(x, x, Mode::inference); }).find("overlaps") != std::string::npos);
+  CHECK(x(0, 0) == 3.0f);
+}

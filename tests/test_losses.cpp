@@ -46,3 +46,9 @@ TEST_CASE("MSE: value and gradient by finite differences") {
   Tensor<double> wrong(Shape{5});
   CHECK_THROWS_AS((mse_loss<double, Cpu>(p, wrong, TensorView<double>())), ShapeError);
 }
+
+TEST_CASE("Cross-entropy over zero classes is an error, not a read out of bounds") {
+  Tensor<float> z(Shape{2, 0});
+  Tensor<std::int32_t> y = Tensor<std::int32_t>::full(Shape{2}, -1);
+  CHECK_THROWS_AS((cross_entropy<float, Cpu>(z, y, TensorView<float>())), ShapeError);
+}

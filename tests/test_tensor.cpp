@@ -202,3 +202,36 @@ TEST_CASE("Broadcast evaluation across chunk boundaries (rows longer than expr_c
     CHECK(c(j) ==
           doctest::Approx(x(0, j) * per_row(0, 0) + x(1, j) * per_row(1, 0) + x(2, j) * per_row(2, 0)));
 }
+
+TEST_CASE("Empty and moved-from tensors have no elements; oversized shapes are errors, not wild pointers") {
+  Tensor<float> t;
+  CHECK(t.numel() == 0);
+  CHECK(t.empty());
+  t.fill(1.0f);  // nothing to fill, nothing touched
+  t += 1.0f;
+  CHECK(t.clone().numel() == 0);
+  CHECK(t.to_vector().empty());
+  t.resize(Shape{1});
+  t(0) = 3.0f;  // resize from nothing allocates
+  CHECK(t(0) == 3.0f);
+  Tensor<float> a(Shape{4});
+  Tensor<float> b = std::move(a);
+  CHECK(a.numel() == 0);
+  a.resize(Shape{2, 2});
+  a.fill(0.0f);
+  CHECK(a(1, 1) == 0.0f);
+  CHECK(TensorView<float>().numel() == 0);
+  CHECK_THROWS_AS((Shape{index_t(1) << 32, index_t(1) << 32}), ShapeError);
+  CHECK_THROWS_AS(Tensor<float>(Shape{index_t(1) << 62}), Error);
+}
+
+TEST_CASE("A broadcast operand that overlaps the destination is an error; a same-shape one is fine") {
+  Tensor<double> x(Shape{3, 2});
+  for (index_t i = 0; i < 6; ++i) x.data()[i] = double(i + 1);
+  CHECK(lst_test::error_of([&] { x = x - expr(x[0]); }).find("overlaps the destination") !=
+        std::string::npos);
+  CHECK_THROWS_AS(x += expr(x[0]), Error);
+  CHECK(x(2, 1) == 6.0);  // untouched by the refused assignments
+  x = x * 2.0 + x;        // same shape: each element reads only itself
+  CHECK(x(2, 1) == 18.0);
+}

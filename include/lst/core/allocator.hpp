@@ -49,7 +49,7 @@ class Buffer {
  public:
   Buffer() = default;
   Buffer(std::size_t count, MemCategory category)
-      : m_data(static_cast<T*>(Allocator<Backend>::allocate(count * sizeof(T), category))),
+      : m_data(static_cast<T*>(Allocator<Backend>::allocate(checked_bytes(count), category))),
         m_count(count),
         m_category(category) {}
   Buffer(Buffer&& o) noexcept
@@ -74,6 +74,12 @@ class Buffer {
   MemCategory category() const noexcept { return m_category; }
 
  private:
+  static std::size_t checked_bytes(std::size_t count) {
+    if (count > (std::size_t(-1) - LST_ALIGNMENT) / sizeof(T))
+      raise<Error>("lst: a buffer of ", count, " elements of ", sizeof(T),
+                   " bytes overflows the address space");
+    return count * sizeof(T);
+  }
   void release() noexcept {
     Allocator<Backend>::deallocate(m_data, m_count * sizeof(T), m_category);
     m_data = nullptr;

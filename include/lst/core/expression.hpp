@@ -82,6 +82,13 @@ class LeafExpr : public ExprBase<LeafExpr<T>> {
     }
   }
   bool linear() const { return m_same; }
+  /// After bind(): whether this operand is broadcast and its memory intersects [lo, hi).
+  template <class U>
+  bool broadcast_overlaps(const U* lo, const U* hi) const {
+    const auto* b = reinterpret_cast<const char*>(m_data);
+    const auto* e = reinterpret_cast<const char*>(m_data + m_shape.numel());
+    return !m_same && b < reinterpret_cast<const char*>(hi) && reinterpret_cast<const char*>(lo) < e;
+  }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return m_data[i]; }
   LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) {
     const value_type* row = m_data + i0 * m_stride[0] + i1 * m_stride[1] + i2 * m_stride[2];
@@ -117,6 +124,10 @@ class ScalarExpr : public ExprBase<ScalarExpr<T>> {
   explicit ScalarExpr(T v) : m_value(v) {}
   Shape shape() const { return Shape{}; }
   void bind(const Shape&) {}
+  template <class U>
+  bool broadcast_overlaps(const U*, const U*) const {
+    return false;
+  }
   bool linear() const { return true; }
   LST_ALWAYS_INLINE T at(index_t) const { return m_value; }
   LST_ALWAYS_INLINE void seek(index_t, index_t, index_t, index_t) {}
@@ -133,6 +144,10 @@ class UnaryExpr : public ExprBase<UnaryExpr<Op, A>> {
   explicit UnaryExpr(const A& a) : m_a(a) {}
   Shape shape() const { return m_a.shape(); }
   void bind(const Shape& out) { m_a.bind(out); }
+  template <class U>
+  bool broadcast_overlaps(const U* lo, const U* hi) const {
+    return m_a.broadcast_overlaps(lo, hi);
+  }
   bool linear() const { return m_a.linear(); }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return Op{}(m_a.at(i)); }
   LST_ALWAYS_INLINE void seek(index_t i0, index_t i1, index_t i2, index_t c0) { m_a.seek(i0, i1, i2, c0); }
@@ -154,6 +169,10 @@ class BinaryExpr : public ExprBase<BinaryExpr<Op, A, B>> {
   void bind(const Shape& out) {
     m_a.bind(out);
     m_b.bind(out);
+  }
+  template <class U>
+  bool broadcast_overlaps(const U* lo, const U* hi) const {
+    return m_a.broadcast_overlaps(lo, hi) || m_b.broadcast_overlaps(lo, hi);
   }
   bool linear() const { return m_a.linear() && m_b.linear(); }
   LST_ALWAYS_INLINE value_type at(index_t i) const { return Op{}(m_a.at(i), m_b.at(i)); }
@@ -181,6 +200,10 @@ class WhereExpr : public ExprBase<WhereExpr<C, A, B>> {
     m_c.bind(out);
     m_a.bind(out);
     m_b.bind(out);
+  }
+  template <class U>
+  bool broadcast_overlaps(const U* lo, const U* hi) const {
+    return m_c.broadcast_overlaps(lo, hi) || m_a.broadcast_overlaps(lo, hi) || m_b.broadcast_overlaps(lo, hi);
   }
   bool linear() const { return m_c.linear() && m_a.linear() && m_b.linear(); }
   LST_ALWAYS_INLINE value_type at(index_t i) const {

@@ -31,12 +31,25 @@ struct MatrixRef {
 };
 
 namespace detail {
+/// Whether two matrices' memory ranges intersect.
+template <class A, class B>
+bool overlaps(const A& a, const B& b) {
+  if (a.rows == 0 || a.cols == 0 || b.rows == 0 || b.cols == 0) return false;
+  const auto* a0 = reinterpret_cast<const char*>(a.data);
+  const auto* b0 = reinterpret_cast<const char*>(b.data);
+  const auto* a1 = reinterpret_cast<const char*>(a.data + (a.rows - 1) * a.ld + a.cols);
+  const auto* b1 = reinterpret_cast<const char*>(b.data + (b.rows - 1) * b.ld + b.cols);
+  return a0 < b1 && b0 < a1;
+}
+
 template <class A, class B, class C>
 void check_gemm_shapes(Trans ta, Trans tb, const A& a, const B& b, const C& c) {
   const index_t m = ta == Trans::no ? a.rows : a.cols, ka = ta == Trans::no ? a.cols : a.rows;
   const index_t kb = tb == Trans::no ? b.rows : b.cols, n = tb == Trans::no ? b.cols : b.rows;
   LST_CHECK_SHAPE(ka == kb && c.rows == m && c.cols == n, "gemm: op(A) is (", m, ", ", ka, "), op(B) is (",
                   kb, ", ", n, "), C is (", c.rows, ", ", c.cols, ")");
+  LST_CHECK(!overlaps(a, c) && !overlaps(b, c), "gemm: the output C overlaps an input (C = op(A) op(B) ",
+            "cannot be computed in place)");
   LST_CHECK_SHAPE(a.ld >= a.cols && b.ld >= b.cols && c.ld >= c.cols,
                   "gemm: a leading dimension is below its ", "column count (A ld ", a.ld, ", B ld ", b.ld,
                   ", C ld ", c.ld, ")");

@@ -30,6 +30,7 @@ struct Shape {
       LST_CHECK_SHAPE(e >= 0, "Shape: negative extent ", e);
       dims[rank++] = e;
     }
+    check_size();
   }
   template <class It>
   static Shape from_range(It first, It last) {
@@ -39,6 +40,7 @@ struct Shape {
       LST_CHECK_SHAPE(*first >= 0, "Shape: negative extent ", *first);
       s.dims[s.rank++] = static_cast<index_t>(*first);
     }
+    s.check_size();
     return s;
   }
 
@@ -67,6 +69,17 @@ struct Shape {
     Shape s;
     for (int i = 1; i < rank; ++i) s.dims[s.rank++] = dims[i];
     return s;
+  }
+
+  /// Rejects shapes whose element count overflows (2^62 elements is far beyond any memory, and keeps every
+  /// byte count computed from it below 2^64).
+  void check_size() const {
+    index_t n = 1;
+    for (int i = 0; i < rank; ++i) {
+      LST_CHECK_SHAPE(dims[i] == 0 || n <= (index_t(1) << 62) / dims[i], "Shape: ", *this,
+                      " has more than 2^62 elements");
+      n *= dims[i];
+    }
   }
 
   friend bool operator==(const Shape& a, const Shape& b) {

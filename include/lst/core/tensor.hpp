@@ -136,7 +136,7 @@ class TensorView {
 
  private:
   T* m_data = nullptr;
-  Shape m_shape;
+  Shape m_shape{0};  // an empty view has no elements (a rank-0 shape would claim one)
 };
 
 template <class T, class Backend = Cpu>
@@ -156,8 +156,13 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(const Shape& shape, MemCategory category = MemCategory::workspace)
       : m_buffer(static_cast<std::size_t>(shape.numel()), category), m_shape(shape) {}
-  Tensor(Tensor&&) noexcept = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
+  Tensor(Tensor&& o) noexcept
+      : m_buffer(std::move(o.m_buffer)), m_shape(std::exchange(o.m_shape, Shape{0})) {}
+  Tensor& operator=(Tensor&& o) noexcept {
+    m_buffer = std::move(o.m_buffer);
+    m_shape = std::exchange(o.m_shape, Shape{0});  // a moved-from tensor is empty, shape included
+    return *this;
+  }
   Tensor(const Tensor&) = delete;
   Tensor& operator=(const Tensor&) = delete;
 
@@ -179,7 +184,9 @@ class Tensor {
 
   /// Gives the tensor `shape`, reallocating only when the element count changes; contents are then undefined.
   void resize(const Shape& shape) {
-    if (shape.numel() != m_shape.numel()) m_buffer = detail::Buffer<T, Backend>(shape.numel(), category());
+    if (static_cast<std::size_t>(shape.numel()) != m_buffer.size() ||
+        (m_buffer.data() == nullptr && shape.numel() > 0))
+      m_buffer = detail::Buffer<T, Backend>(static_cast<std::size_t>(shape.numel()), category());
     m_shape = shape;
   }
 
@@ -225,7 +232,7 @@ class Tensor {
 
  private:
   detail::Buffer<T, Backend> m_buffer;
-  Shape m_shape;
+  Shape m_shape{0};  // a default tensor has no elements
 };
 
 template <class T, class B>

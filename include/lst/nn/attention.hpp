@@ -31,21 +31,21 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> k, v;   // (B, P+T, C), prefix rows first
     Tensor<T, Backend> probs;  // (B, H, T, P+T) softmax output
     Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
-    const PrefixKV<T, Backend>* prefix = nullptr;
+    // Where backward adds the prefix gradients (copied out of the caller's PrefixKV, which need not outlive
+    // the forward call); null when there is no prefix or its gradients are not wanted.
+    T* prefix_key_grad = nullptr;
+    T* prefix_value_grad = nullptr;
   };
 
   MultiHeadSelfAttention(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim,
                          index_t heads, bool bias = true)
       : m_name(name),
         m_dim(dim),
-        m_heads(heads),
+        m_heads(checked_heads(name, dim, heads)),  // before the projections register their parameters
         m_q(arena, name + ".query", dim, dim, bias),
         m_k(arena, name + ".key", dim, dim, bias),
         m_v(arena, name + ".value", dim, dim, bias),
-        m_o(arena, name + ".output", dim, dim, bias) {
-    LST_CHECK(heads > 0 && dim % heads == 0, "MultiHeadSelfAttention '", name, "': width ", dim,
-              " is not divisible by ", heads, " heads");
-  }
+        m_o(arena, name + ".output", dim, dim, bias) {}
   const Linear<T, Backend>& query() const { return m_q; }
   const Linear<T, Backend>& key() const { return m_k; }
   const Linear<T, Backend>& value() const { return m_v; }
@@ -72,6 +72,14 @@ class MultiHeadSelfAttention {
                       "MultiHeadSelfAttention '", m_name, "': prefix key ", prefix->key.shape(),
                       " and value ", prefix->value.shape(), " must both be (P, ", C, ")");
 
+    if (prefix)
+      LST_CHECK_SHAPE((prefix->key_grad.empty() || prefix->key_grad.shape() == prefix->key.shape()) &&
+                          (prefix->value_grad.empty() || prefix->value_grad.shape() == prefix->value.shape()),
+                      "MultiHeadSelfAttention '", m_name, "': prefix gradients ", prefix->key_grad.shape(),
+                      " and ", prefix->value_grad.shape(), " must be empty or (", P, ", ", C, ")");
+    Context ctx;
+    // Saved first: y may be x itself, overwritten by the output projection below.
+    if (mode == Mode::training) ctx.x = clone_as(x, MemCategory::activations);
     const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend> q(Shape{B, Tq, C}, cat), k(Shape{B, Tk, C}, cat), v(Shape{B, Tk, C}, cat);
     m_q.apply(x, q);
@@ -104,15 +112,16 @@ class MultiHeadSelfAttention {
     }
     m_o.apply(heads, y);
 
-    Context ctx;
     if (mode == Mode::training) {
-      ctx.x = clone_as(x, MemCategory::activations);
       ctx.q = std::move(q);
       ctx.k = std::move(k);
       ctx.v = std::move(v);
       ctx.probs = std::move(probs);
       ctx.heads = std::move(heads);
-      ctx.prefix = prefix;
+      if (prefix) {
+        ctx.prefix_key_grad = prefix->key_grad.data();
+        ctx.prefix_value_grad = prefix->value_grad.data();
+      }
     }
     return ctx;
   }
@@ -122,6 +131,8 @@ class MultiHeadSelfAttention {
               "': backward needs a context from a training-mode forward");
     LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ", ctx.x.shape());
+    LST_CHECK_SHAPE(dx.empty() || dx.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
+                    "': input gradient dx has shape ", dx.shape(), ", expected ", ctx.x.shape());
     const index_t B = ctx.x.dim(0), Tq = ctx.x.dim(1), C = m_dim, H = m_heads, D = C / H;
     const index_t Tk = ctx.k.dim(1), P = Tk - Tq;
     const T scale = T(1) / std::sqrt(T(D));
@@ -152,11 +163,10 @@ class MultiHeadSelfAttention {
                 head(dk, b, h, Tk));
       }
 
-    if (P > 0 && ctx.prefix) {
-      for (index_t b = 0; b < B; ++b) {
-        if (ctx.prefix->key_grad.data()) ctx.prefix->key_grad += dk[b].slice(0, P);
-        if (ctx.prefix->value_grad.data()) ctx.prefix->value_grad += dv[b].slice(0, P);
-      }
+    for (index_t b = 0; b < B && P > 0; ++b) {
+      if (ctx.prefix_key_grad) TensorView<T, Backend>(ctx.prefix_key_grad, Shape{P, C}) += dk[b].slice(0, P);
+      if (ctx.prefix_value_grad)
+        TensorView<T, Backend>(ctx.prefix_value_grad, Shape{P, C}) += dv[b].slice(0, P);
     }
     // x feeds q, k and v: the first writes dx, the other two add into it (dx_beta = 1).
     m_q.backward_from(ctx.x, dq, dx, gm);
@@ -174,6 +184,12 @@ class MultiHeadSelfAttention {
   }
 
  private:
+  static index_t checked_heads(const std::string& name, index_t dim, index_t heads) {
+    LST_CHECK(heads > 0 && dim % heads == 0, "MultiHeadSelfAttention '", name, "': width ", dim,
+              " is not divisible by ", heads, " heads");
+    return heads;
+  }
+
   /// Head h of sequence b in a (B, T, C) tensor: a (T, D) matrix with leading dimension C.
   template <class Tensorish>
   MatrixRef<T, Backend> head(const Tensorish& t, index_t b, index_t h, index_t rows) const {

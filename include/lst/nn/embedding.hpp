@@ -51,6 +51,8 @@ class Embedding {
   /// discrete.
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm) const {
     if (gm == GradMode::ignore) return;
+    LST_CHECK(!ctx.ids.empty(), "Embedding '", m_name,
+              "': backward needs a context from a training-mode forward");
     LST_CHECK_SHAPE(dy.numel() == ctx.ids.numel() * m_dim, "Embedding '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ids shape ", ctx.ids.shape(),
                     " + (", m_dim, ")");

@@ -71,6 +71,12 @@ class EncoderLayer {
   }
 
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
+    // Checked before any gradient is written, so that a failed call leaves the gradients as they were.
+    LST_CHECK(!ctx.attention.x.empty(), "EncoderLayer '", m_name,
+              "': backward needs a training-mode context");
+    LST_CHECK_SHAPE(dy.shape() == ctx.attention.x.shape() && (dx.empty() || dx.shape() == dy.shape()),
+                    "EncoderLayer '", m_name, "': gradients dy ", dy.shape(), " and dx ", dx.shape(),
+                    " must have the input's shape ", ctx.attention.x.shape());
     const Shape s = dy.shape();
     Tensor<T, Backend> dr2(s), dh(s), df(s);
     m_ln2.backward(ctx.ln2, dy, dr2, gm);

@@ -22,6 +22,8 @@ class LayerNorm {
   /// eps defaults to BERT's 1e-12; T5 and GPT-2 use other values, so it is a parameter.
   LayerNorm(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim, double eps = 1e-12)
       : m_name(name), m_dim(dim), m_eps(eps) {
+    LST_CHECK(dim > 0 && eps >= 0, "LayerNorm '", name, "': needs width > 0 and eps >= 0 (got ", dim, ", ",
+              eps, ")");
     m_gamma = arena.add(name + ".weight", Shape{dim});
     m_beta = arena.add(name + ".bias", Shape{dim});
   }

@@ -53,6 +53,8 @@ class Linear {
     LST_CHECK_SHAPE(y.shape().rows() == x.shape().rows() && y.shape().cols() == m_out, "Linear '", m_name,
                     "': output y has shape ", y.shape(), ", expected ", x.shape().rows(), " rows of ", m_out,
                     " for input x of shape ", x.shape());
+    LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(x), MatrixRef<const T, Backend>(y)), "Linear '",
+              m_name, "': output y overlaps input x (a linear layer cannot run in place)");
     const bool bias = has_bias();
     if (bias)
       y.as_matrix() = expr(m_bias.value());  // broadcast b over rows, then GEMM adds into it (beta = 1)
@@ -66,6 +68,13 @@ class Linear {
     LST_CHECK_SHAPE(dy.shape().rows() == x.shape().rows() && dy.shape().cols() == m_out, "Linear '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(),
                     " rows of ", m_out, " (input x ", x.shape(), ")");
+    // Every argument is checked before any gradient is written: a failed call leaves the gradients untouched.
+    LST_CHECK_SHAPE(dx.data() == nullptr || dx.shape() == x.shape(), "Linear '", m_name,
+                    "': input gradient dx has shape ", dx.shape(), ", expected the input's shape ",
+                    x.shape());
+    LST_CHECK(dx.data() == nullptr ||
+                  !detail::overlaps(MatrixRef<const T, Backend>(dx), MatrixRef<const T, Backend>(dy)),
+              "Linear '", m_name, "': input gradient dx overlaps output gradient dy");
     if (gm != GradMode::ignore) {
       const TensorView<T, Backend> dw = m_weight.grad();
       LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
@@ -81,8 +90,6 @@ class Linear {
       }
     }
     if (dx.data() != nullptr) {
-      LST_CHECK_SHAPE(dx.shape() == x.shape(), "Linear '", m_name, "': input gradient dx has shape ",
-                      dx.shape(), ", expected the input's shape ", x.shape());
       gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta,
               MatrixRef<T, Backend>(dx));  // dx = dy W
     }

@@ -23,6 +23,7 @@ T cross_entropy(ConstView<T, Backend> logits, ConstView<std::int32_t, Backend> l
                   "cross_entropy: dlogits has shape ", dlogits.shape(), ", expected the logits' shape ",
                   logits.shape());
   const index_t N = logits.dim(0), K = logits.dim(1);
+  LST_CHECK_SHAPE(K > 0, "cross_entropy: logits have shape ", logits.shape(), ": no classes");
   index_t counted = 0;
   for (index_t n = 0; n < N; ++n) {
     const std::int32_t y = labels.data()[n];

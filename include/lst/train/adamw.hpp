@@ -27,6 +27,10 @@ class AdamW {
         m_v(Tensor<T, Backend>::zeros(Shape{arena.size()}, MemCategory::optimizer)) {
     LST_CHECK(arena.has_gradients(), "AdamW: parameter arena '", arena.name(),
               "' holds no gradients (frozen)");
+    LST_CHECK(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1 && cfg.eps > 0 &&
+                  cfg.weight_decay >= 0,
+              "AdamW: need 0 <= beta1, beta2 < 1, eps > 0 and weight_decay >= 0 (got ", cfg.beta1, ", ",
+              cfg.beta2, ", ", cfg.eps, ", ", cfg.weight_decay, ")");
   }
 
   /// One update with learning rate `lr` (the schedule lives with the caller).

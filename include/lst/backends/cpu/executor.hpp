@@ -24,7 +24,13 @@ struct Executor<Cpu> {
                     "lst: expression and destination element types differ");
       auto ev = detail::as_expr(e);
       ev.bind(dst.shape());
-      T* LST_RESTRICT out = dst.data();
+      // An operand that is broadcast (read at other positions than the one being written) must not share
+      // memory with the destination: rows written early would be read again later. Same-shape operands may
+      // alias it.
+      LST_CHECK(!ev.broadcast_overlaps(dst.data(), dst.data() + dst.numel()),
+                "assignment: a broadcast operand overlaps the destination (e.g. x = x - x[0]); evaluate the ",
+                "broadcast operand into a separate tensor first");
+      T* out = dst.data();  // not restrict: `x = x * 2` reads the destination through a leaf
       const index_t n = dst.numel();
       if (ev.linear()) {
         // Same-shape operands: one flat loop the compiler vectorises.
@@ -35,9 +41,9 @@ struct Executor<Cpu> {
       for (index_t i0 = 0; i0 < d[0]; ++i0)
         for (index_t i1 = 0; i1 < d[1]; ++i1)
           for (index_t i2 = 0; i2 < d[2]; ++i2) {
-            T* LST_RESTRICT row = out + ((i0 * d[1] + i1) * d[2] + i2) * d[3];
+            T* row = out + ((i0 * d[1] + i1) * d[2] + i2) * d[3];
             over_row(ev, i0, i1, i2, d[3], [&](index_t c0, index_t n) {
-              T* LST_RESTRICT chunk = row + c0;
+              T* chunk = row + c0;
               for (index_t j = 0; j < n; ++j) chunk[j] = ev.at_col(j);
             });
           }
@@ -72,6 +78,8 @@ struct Executor<Cpu> {
   template <class T, RowReduceKind Kind, class E>
   static void reduce(const TensorView<T, Cpu>& dst, const RowReduceExpr<Kind, E>& r) {
     using V = typename E::value_type;
+    static_assert(std::is_same_v<V, std::remove_const_t<T>>,
+                  "lst: reduction and destination element types differ");
     E ev = r.expr;
     const Shape s = ev.shape();
     ev.bind(s);
@@ -114,6 +122,8 @@ struct Executor<Cpu> {
   template <class T, class E>
   static void reduce(const TensorView<T, Cpu>& dst, const ColSumExpr<E>& r) {
     using V = typename E::value_type;
+    static_assert(std::is_same_v<V, std::remove_const_t<T>>,
+                  "lst: reduction and destination element types differ");
     E ev = r.expr;
     const Shape s = ev.shape();
     ev.bind(s);
