@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -103,6 +104,13 @@ inline lst::Tensor<double> randn(const lst::Shape& shape, lst::Rng& rng, double 
 /// Random values into every parameter of an arena (weights at a scale where tanh-like functions stay curved).
 inline void randomize(lst::ParameterArena<double>& arena, lst::Rng& rng, double std = 0.5) {
   for (std::size_t i = 0; i < arena.count(); ++i) lst::init::normal(arena.value(i), rng, std);
+}
+
+/// The real checkpoint's directory: $LST_MODEL_DIR, else scripts/fetch-model.py's default cache.
+inline std::string model_dir() {
+  if (const char* env = std::getenv("LST_MODEL_DIR")) return env;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
 }
 
 /// Runs `f` and returns the message of the lst::Error it throws ("" if none).

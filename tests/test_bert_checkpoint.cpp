@@ -11,11 +11,6 @@
 using namespace lst;
 
 namespace {
-std::string model_dir() {
-  if (const char* env = std::getenv("LST_MODEL_DIR")) return env;
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
-}
 Tensor<std::int32_t> as_ids(const io::SafetensorsFile& f, const std::string& name) {
   const auto& e = f.at(name);
   Tensor<float> v(Shape::from_range(e.shape.begin(), e.shape.end()));
@@ -27,7 +22,7 @@ Tensor<std::int32_t> as_ids(const io::SafetensorsFile& f, const std::string& nam
 }  // namespace
 
 TEST_CASE("all-MiniLM-L6-v2: lst's forward matches Hugging Face BertModel within 1e-4") {
-  const std::string dir = model_dir();
+  const std::string dir = lst_test::model_dir();
   REQUIRE_MESSAGE(std::filesystem::exists(dir + "/model.safetensors"),
                   "checkpoint not found in " << dir << ": run scripts/fetch-model.py (or set LST_MODEL_DIR)");
   const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");

@@ -12,12 +12,7 @@ using namespace lst;
 using Ids = std::vector<std::int32_t>;
 
 namespace {
-std::string vocab_path() {
-  const char* env = std::getenv("LST_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  return (env ? std::string(env) : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2") +
-         "/vocab.txt";
-}
+std::string vocab_path() { return lst_test::model_dir() + "/vocab.txt"; }
 const io::WordPieceTokenizer& tokenizer() {
   static const io::WordPieceTokenizer t = [] {
     REQUIRE_MESSAGE(std::filesystem::exists(vocab_path()),
