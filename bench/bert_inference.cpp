@@ -26,19 +26,25 @@ int main(int argc, char** argv) {
   index_t B = 32, T = 128;
   int reps = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--model")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--batch")) B = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seq")) T = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
+    if (!std::strcmp(argv[i], "--model"))
+      dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--batch"))
+      B = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seq"))
+      T = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::max(1, std::atoi(argv[i + 1]));
   }
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
     BertEncoder<float> bert(cfg, false);
     bert.load(io::SafetensorsFile(dir + "/model.safetensors"));
-    // The same deterministic ids as scripts/bench_bert.py: [CLS], then a fixed pseudo-random walk over the vocab.
+    // The same deterministic ids as scripts/bench_bert.py: [CLS], then a fixed pseudo-random walk over the
+    // vocab.
     Tensor<std::int32_t> ids(Shape{B, T}), mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
     for (index_t b = 0; b < B; ++b)
-      for (index_t t = 0; t < T; ++t) ids(b, t) = t == 0 ? 101 : std::int32_t(1000 + (b * 131 + t * 7919) % 28000);
+      for (index_t t = 0; t < T; ++t)
+        ids(b, t) = t == 0 ? 101 : std::int32_t(1000 + (b * 131 + t * 7919) % 28000);
     Tensor<float> hidden(Shape{B, T, cfg.hidden_size});
     std::vector<double> times;
     bert.forward(ids, {}, mask, hidden, {}, Mode::inference, 0);  // warm-up
@@ -54,7 +60,8 @@ int main(int argc, char** argv) {
     double checksum = 0;
     for (index_t i = 0; i < hidden.numel(); i += 997) checksum += hidden.data()[i];
     std::printf(
-        "{\"impl\": \"lst\", \"threads\": 1, \"batch\": %lld, \"seq\": %lld, \"seconds\": %.4f, \"tokens_per_s\": "
+        "{\"impl\": \"lst\", \"threads\": 1, \"batch\": %lld, \"seq\": %lld, \"seconds\": %.4f, "
+        "\"tokens_per_s\": "
         "%.1f, \"peak_rss_mib\": %.1f, \"tracker_peak_mib\": %.1f, \"checksum\": %.6f}\n",
         (long long)B, (long long)T, s, double(B * T) / s, ru.ru_maxrss / 1024.0,
         memory_tracker().total_peak() / 1048576.0, checksum);
