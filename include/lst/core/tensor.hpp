@@ -184,8 +184,7 @@ class Tensor {
 
   /// Gives the tensor `shape`, reallocating only when the element count changes; contents are then undefined.
   void resize(const Shape& shape) {
-    if (static_cast<std::size_t>(shape.numel()) != m_buffer.size() ||
-        (m_buffer.data() == nullptr && shape.numel() > 0))
+    if (static_cast<std::size_t>(shape.numel()) != m_buffer.size())
       m_buffer = detail::Buffer<T, Backend>(static_cast<std::size_t>(shape.numel()), category());
     m_shape = shape;
   }

@@ -46,13 +46,13 @@ class BertEncoder {
         m_position(m_params, "embeddings.position_embeddings", cfg.max_position_embeddings, cfg.hidden_size),
         m_token_type(m_params, "embeddings.token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size),
         m_embedding_norm(m_params, "embeddings.LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
-        m_embedding_dropout(cfg.hidden_dropout_prob, mix64(seed), "embeddings.dropout") {
+        m_embedding_dropout(cfg.hidden_dropout_prob, mix64(seed), "embeddings.dropout"),
+        m_pooler(m_params, "pooler.dense", cfg.hidden_size, cfg.hidden_size) {
     const EncoderLayerConfig lc{cfg.hidden_size,  cfg.num_attention_heads, cfg.intermediate_size,
                                 cfg.activation(), cfg.layer_norm_eps,      cfg.hidden_dropout_prob};
     m_layers.reserve(static_cast<std::size_t>(cfg.num_hidden_layers));
     for (index_t l = 0; l < cfg.num_hidden_layers; ++l)
       m_layers.emplace_back(m_params, "encoder.layer." + std::to_string(l), lc, seed + 1 + std::uint64_t(l));
-    m_pooler.emplace_back(m_params, "pooler.dense", cfg.hidden_size, cfg.hidden_size);
     m_params.allocate(trainable);
   }
   BertEncoder(const BertEncoder&) = delete;
@@ -90,10 +90,6 @@ class BertEncoder {
       const std::string stored = file.find(name) ? name : file.find("bert." + name) ? "bert." + name : name;
       file.read(stored, m_params.value(i));
     }
-  }
-  /// Loads config.json and model.safetensors from a checkpoint directory.
-  static io::BertConfig config_of(const std::string& dir) {
-    return io::load_bert_config(dir + "/config.json");
   }
 
   /// hidden (B, T, C) = encoder(ids (B, T)); `token_types` (B, T) or empty for all zeros; `mask` (B, T) 1 =
@@ -144,7 +140,7 @@ class BertEncoder {
     if (!pooled.empty()) {
       Tensor<T, Backend> cls(Shape{B, C});  // the [CLS] (first) state of each sequence
       for (index_t b = 0; b < B; ++b) cls[b].assign(hidden[b][0]);
-      ctx.pooler = m_pooler[0].forward(cls, pooled, mode);
+      ctx.pooler = m_pooler.forward(cls, pooled, mode);
       pooled = tanh(pooled);
       if (mode == Mode::training) ctx.pooled = clone_as(pooled, MemCategory::activations);
     }
@@ -167,11 +163,11 @@ class BertEncoder {
                 "BertEncoder: a pooled gradient needs a forward that computed the pooler");
       Tensor<T, Backend> dpre(Shape{B, C}), dcls(Shape{B, C});
       dpre = d_pooled * (T(1) - ctx.pooled * ctx.pooled);  // tanh' = 1 - tanh^2
-      m_pooler[0].backward(ctx.pooler, dpre, dcls, gm);
+      m_pooler.backward(ctx.pooler, dpre, dcls, gm);
       for (index_t b = 0; b < B; ++b) d[b][0] += dcls[b];
     } else if (gm == GradMode::overwrite) {  // the pooler got no gradient: overwrite means zero
-      m_pooler[0].weight().grad().set_zero();
-      m_pooler[0].bias().grad().set_zero();
+      m_pooler.weight().grad().set_zero();
+      m_pooler.bias().grad().set_zero();
     }
     for (std::size_t l = m_layers.size(); l-- > 0;) {
       m_layers[l].backward(ctx.layers[l], d, dprev, gm);
@@ -190,8 +186,8 @@ class BertEncoder {
   Embedding<T, Backend> m_word, m_position, m_token_type;
   LayerNorm<T, Backend> m_embedding_norm;
   Dropout<T, Backend> m_embedding_dropout;
+  Linear<T, Backend> m_pooler;  // tanh(W h_[CLS] + b)
   std::vector<EncoderLayer<T, Backend>> m_layers;
-  std::vector<Linear<T, Backend>> m_pooler;  // one element: constructed after the layers, in HF's order
 };
 
 LST_NAMESPACE_END
