@@ -4,10 +4,34 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
+
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "../backends/cpu/cpu.hpp"
 
 LST_NAMESPACE_BEGIN
+
+namespace detail {
+// GELU(erf) on the CPU through Eigen's array erf, which is vectorized for float (a rational approximation
+// accurate to a few ulp): the scalar std::erf made GELU about 12 % of a fine-tuning step's time.
+template <class T>
+void gelu_erf_eigen(const T* x, T* y, index_t n) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Eigen::Map<const Array> xa(x, n);
+  Eigen::Map<Array> ya(y, n);
+  ya = T(0.5) * xa * (T(1) + (xa * T(0.70710678118654752440)).erf());
+}
+// dx = dy * (Phi(x) + x phi(x)), phi the standard normal density.
+template <class T>
+void gelu_erf_grad_eigen(const T* x, const T* dy, T* dx, index_t n) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Eigen::Map<const Array> xa(x, n), dya(dy, n);
+  Eigen::Map<Array> dxa(dx, n);
+  dxa = dya * (T(0.5) * (T(1) + (xa * T(0.70710678118654752440)).erf()) +
+               xa * T(0.39894228040143267794) * (T(-0.5) * xa * xa).exp());
+}
+}  // namespace detail
 
 enum class ActivationKind { relu, gelu, gelu_tanh, tanh, sigmoid };
 
@@ -32,7 +56,13 @@ void activation_forward(ActivationKind kind, ConstView<T, Backend> x, TensorView
       y = relu(x);
       break;
     case ActivationKind::gelu:
-      y = gelu(x);
+      if constexpr (std::is_same_v<Backend, Cpu>) {
+        LST_CHECK_SHAPE(y.shape() == x.shape(), "gelu: output has shape ", y.shape(), ", expected ",
+                        x.shape());
+        detail::gelu_erf_eigen(x.data(), y.data(), x.numel());
+      } else {
+        y = gelu(x);
+      }
       break;
     case ActivationKind::gelu_tanh:
       y = gelu_tanh(x);
@@ -53,7 +83,13 @@ void activation_backward(ActivationKind kind, ConstView<T, Backend> x, ConstView
       dx = dy * make_unary<op::ReluGrad>(x);
       break;
     case ActivationKind::gelu:
-      dx = dy * make_unary<op::GeluErfGrad>(x);
+      if constexpr (std::is_same_v<Backend, Cpu>) {
+        LST_CHECK_SHAPE(dx.shape() == x.shape() && dy.shape() == x.shape(), "gelu backward: dy ", dy.shape(),
+                        " and dx ", dx.shape(), " must have the input's shape ", x.shape());
+        detail::gelu_erf_grad_eigen(x.data(), dy.data(), dx.data(), x.numel());
+      } else {
+        dx = dy * make_unary<op::GeluErfGrad>(x);
+      }
       break;
     case ActivationKind::gelu_tanh:
       dx = dy * make_unary<op::GeluTanhGrad>(x);

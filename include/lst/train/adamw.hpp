@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "../nn/parameter_arena.hpp"
 
@@ -13,7 +14,21 @@ LST_NAMESPACE_BEGIN
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0.01;  // decoupled: w -= lr * wd * w, not added to the gradient
+  /// BERT's recipe (and Hugging Face's Trainer) exempts biases and LayerNorm parameters from decay:
+  /// shrinking a LayerNorm gain towards zero is not regularisation.
+  bool decay_biases_and_norms = false;
 };
+
+/// True for the parameters weight decay leaves alone under BERT's recipe: names ending in "bias", and every
+/// parameter of a normalisation layer ("LayerNorm", "attention_norm", "output_norm", "final_norm").
+inline bool is_bias_or_norm(const std::string& name) {
+  const auto ends_with = [&](const char* s) {
+    const std::string t(s);
+    return name.size() >= t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0;
+  };
+  return ends_with("bias") || name.find("LayerNorm") != std::string::npos ||
+         name.find("norm.") != std::string::npos;
+}
 
 /// Updates every parameter of one arena from that arena's gradients. Its two moment buffers are allocated
 /// once, as large as the arena, in category `optimizer`: optimizer state exists only for trained groups.
@@ -40,14 +55,28 @@ class AdamW {
     // Bias corrections folded into the step size (Kingma & Ba 2015, end of section 2).
     const T c1 = T(1.0 / (1.0 - std::pow(m_cfg.beta1, double(m_t))));
     const T c2 = T(1.0 / (1.0 - std::pow(m_cfg.beta2, double(m_t))));
-    const T step = T(lr), decay = T(1.0 - lr * m_cfg.weight_decay), eps = T(m_cfg.eps);
-    const TensorView<T, Backend> w = m_arena.values(), g = m_arena.grads();
-    // Three expressions, each one pass over the arena: moments, then the decoupled-decay update.
-    m_m = b1 * m_m + (T(1) - b1) * g;
-    m_v = b2 * m_v + (T(1) - b2) * g * g;
-    w = decay * w - step * (m_m * c1) / (sqrt(m_v * c2) + eps);
+    const T step = T(lr), eps = T(m_cfg.eps);
+    const T decay = T(1.0 - lr * m_cfg.weight_decay);
+    // Parameter by parameter (a decay factor each); three expressions, each one pass over the parameter.
+    for (std::size_t i = 0; i < m_arena.count(); ++i) {
+      const auto& info = m_arena.info(i);
+      const TensorView<T, Backend> w = m_arena.value(i), g = m_arena.grad(i);
+      const TensorView<T, Backend> m(m_m.data() + info.offset, info.shape),
+          v(m_v.data() + info.offset, info.shape);
+      const T d = m_cfg.decay_biases_and_norms || !is_bias_or_norm(info.name) ? decay : T(1);
+      m = b1 * m + (T(1) - b1) * g;
+      v = b2 * v + (T(1) - b2) * g * g;
+      w = d * w - step * (m * c1) / (sqrt(v * c2) + eps);
+    }
   }
   long steps() const { return m_t; }
+  /// The state a checkpoint needs to resume exactly: both moments and the step count.
+  TensorView<T, Backend> first_moment() const { return m_m.view(); }
+  TensorView<T, Backend> second_moment() const { return m_v.view(); }
+  void set_steps(long t) {
+    LST_CHECK(t >= 0, "AdamW: step count must be non-negative (got ", t, ")");
+    m_t = t;
+  }
 
  private:
   const ParameterArena<T, Backend>& m_arena;

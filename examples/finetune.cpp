@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/// @file finetune.cpp
+/// @brief `lst-finetune`: fine-tunes a pretrained BERT-family checkpoint on a GLUE task and writes
+///        OUT/metrics.json, OUT/log.jsonl, OUT/best.safetensors and a resumable OUT/last.safetensors.
+///        `lst-finetune --help` lists the options; Ctrl-C stops after the current step with a checkpoint that
+///        the same command resumes.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <lst/io/wordpiece.hpp>
+#include <lst/lst.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using namespace lst;
+
+struct Options {
+  std::string model_dir, task = "sst2", data_dir = io::default_glue_dir(), method = "full", out_dir;
+  TrainConfig train;
+  std::size_t max_seq_len = 128;
+  long max_train_examples = 0;
+};
+
+/// Tokenizer settings from the checkpoint's tokenizer_config.json (do_lower_case; true when absent, as for
+/// BERT's uncased models).
+bool lower_case_of(const std::string& model_dir) {
+  const std::string path = model_dir + "/tokenizer_config.json";
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return true;
+  std::string text;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  try {
+    const auto j = nlohmann::json::parse(text);
+    return j.value("do_lower_case", true);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("tokenizer config '" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+std::unique_ptr<TaskModel> make_model(const Options& o, const io::BertConfig& cfg,
+                                      const io::SafetensorsFile& weights, index_t outputs) {
+  if (o.method == "full") return std::make_unique<BertFullFineTuning>(cfg, weights, outputs, o.train.seed);
+  throw Error("--method '" + o.method + "' is not one of: full");
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+int run(const Options& o) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const io::GlueTask task = io::glue_task_from_name(o.task);
+  const io::GlueLayout layout = io::glue_layout(task);
+  const io::BertConfig cfg = io::load_bert_config(o.model_dir + "/config.json");
+  const io::SafetensorsFile weights(o.model_dir + "/model.safetensors");
+  const auto tokenizer =
+      io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lower_case_of(o.model_dir));
+  LST_CHECK(o.max_seq_len >= 3 && index_t(o.max_seq_len) <= cfg.max_position_embeddings, "--max-seq-len ",
+            o.max_seq_len, " must be in [3, ", cfg.max_position_embeddings, "] (the checkpoint's positions)");
+
+  const io::GlueDataset train_set = io::load_glue(task, "train", o.data_dir);
+  const io::GlueDataset dev_set = io::load_glue(task, "dev", o.data_dir);
+  std::vector<EncodedExample> train = encode_glue(tokenizer, train_set, o.max_seq_len);
+  const std::vector<EncodedExample> dev = encode_glue(tokenizer, dev_set, o.max_seq_len);
+  if (o.max_train_examples > 0 && std::size_t(o.max_train_examples) < train.size())
+    train.resize(std::size_t(o.max_train_examples));
+  std::fprintf(stderr, "lst-finetune: %s, %zu training and %zu dev examples from %s\n", layout.name,
+               train.size(), dev.size(), o.data_dir.c_str());
+
+  const index_t outputs = layout.num_labels > 0 ? layout.num_labels : 1;
+  const std::unique_ptr<TaskModel> model = make_model(o, cfg, weights, outputs);
+  index_t trainable = 0;
+  for (auto* g : model->trainable()) trainable += g->parameter_count();
+  std::fprintf(stderr, "lst-finetune: method %s, %lld trainable of %lld parameters (%.2f%%)\n",
+               model->method().c_str(), (long long)trainable, (long long)model->total_parameters(),
+               100.0 * double(trainable) / double(model->total_parameters()));
+
+  TrainConfig tc = o.train;
+  tc.out_dir = o.out_dir;
+  install_stop_handler();
+  Trainer trainer(*model, tc, train, dev, task);
+  memory_tracker().reset_peaks();
+  const TrainResult r = trainer.run();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+
+  std::printf("%s", memory_tracker().report("lst memory (peak over the run)").c_str());
+  std::printf("process peak RSS: %.1f MiB\n", peak_rss_mib());
+  if (r.interrupted) {
+    std::fprintf(stderr, "lst-finetune: stopped at step %ld of %ld; the same command resumes from %s\n",
+                 r.steps, r.total_steps, trainer.last_checkpoint().c_str());
+    return 130;
+  }
+  nlohmann::json peaks = nlohmann::json::object();
+  for (int c = 0; c < num_mem_categories; ++c)
+    peaks[to_string(static_cast<MemCategory>(c))] = memory_tracker().peak(static_cast<MemCategory>(c));
+  peaks["total"] = memory_tracker().total_peak();
+  const nlohmann::json metrics = {{"task", layout.name},
+                                  {"method", model->method()},
+                                  {"model", o.model_dir},
+                                  {"dev", to_json(r.last)},
+                                  {"best_dev", to_json(r.best)},
+                                  {"best_epoch", r.best_epoch},
+                                  {"primary_metric", r.primary},
+                                  {"epochs", r.epochs},
+                                  {"steps", r.steps},
+                                  {"batch_size", tc.batch_size},
+                                  {"max_seq_len", o.max_seq_len},
+                                  {"lr", tc.lr},
+                                  {"seed", tc.seed},
+                                  {"train_examples", train.size()},
+                                  {"wall_seconds", wall},
+                                  {"train_seconds", r.train_seconds},
+                                  {"tokens_per_s", r.tokens_per_second()},
+                                  {"trainable_parameters", trainable},
+                                  {"total_parameters", model->total_parameters()},
+                                  {"peak_bytes", peaks},
+                                  {"peak_rss_bytes", std::llround(peak_rss_mib() * 1024 * 1024)},
+                                  {"resumed_from_step", r.resumed_from}};
+  const std::string text = metrics.dump(2) + "\n";
+  io::write_file_atomically(o.out_dir + "/metrics.json",
+                            [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), o.out_dir); });
+  std::printf(
+      "%s: dev %s %.4f (best %.4f at epoch %ld), %ld steps, %.0f s, %.0f tokens/s -> %s/metrics.json\n",
+      layout.name, r.primary.c_str(), r.last.metrics.at(r.primary), r.best.metrics.at(r.primary),
+      r.best_epoch, r.steps, wall, r.tokens_per_second(), o.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"lst-finetune: fine-tune a pretrained BERT-family checkpoint on a GLUE task"};
+  app.add_option("--model", o.model_dir, "checkpoint directory (config.json, model.safetensors, vocab.txt)")
+      ->required();
+  app.add_option("--task", o.task, "GLUE task: sst2, cola, mrpc, rte, stsb, qnli")->capture_default_str();
+  app.add_option("--data", o.data_dir, "GLUE data directory (default: $LST_GLUE_DIR or ../shared/data/glue)")
+      ->capture_default_str();
+  app.add_option("--method", o.method, "fine-tuning method: full")->capture_default_str();
+  app.add_option("--out", o.out_dir, "output directory: metrics.json, log.jsonl, checkpoints")->required();
+  app.add_option("--epochs", o.train.epochs, "training epochs")->capture_default_str();
+  app.add_option("--max-steps", o.train.max_steps, "stop after this many updates (0 = no limit)")
+      ->capture_default_str();
+  app.add_option("--batch-size", o.train.batch_size, "examples per update")->capture_default_str();
+  app.add_option("--max-seq-len", o.max_seq_len, "tokens per example, pairs truncated longest-first")
+      ->capture_default_str();
+  app.add_option("--lr", o.train.lr, "peak learning rate")->capture_default_str();
+  app.add_option("--warmup-ratio", o.train.warmup_ratio, "fraction of the steps spent warming up")
+      ->capture_default_str();
+  app.add_option("--optimizer", o.train.optimizer, "adamw or sgd")->capture_default_str();
+  app.add_option("--weight-decay", o.train.weight_decay, "decoupled weight decay (not on biases or norms)")
+      ->capture_default_str();
+  app.add_option("--max-grad-norm", o.train.max_grad_norm, "clip the global gradient norm (0 = off)")
+      ->capture_default_str();
+  app.add_option("--seed", o.train.seed, "seed of the head init, shuffling and dropout")
+      ->capture_default_str();
+  app.add_option("--max-train-examples", o.max_train_examples, "use only the first N training examples")
+      ->capture_default_str();
+  app.add_flag(
+      "--no-resume", [&](std::int64_t) { o.train.resume = false; },
+      "start afresh even if OUT/last.safetensors exists");
+  app.add_flag(
+      "--no-group-by-length", [&](std::int64_t) { o.train.group_by_length = false; },
+      "plain shuffled batches instead of batches of similar lengths");
+  app.add_flag(
+      "--no-progress", [&](std::int64_t) { o.train.progress = false; }, "no progress bar");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lst-finetune: %s\n", e.what());
+    return 1;
+  }
+}
