@@ -7,48 +7,14 @@
 #include <set>
 
 #include "gradient_check.hpp"
+#include "tiny_model.hpp"
 
 using namespace lst;
+using lst_test::TempDir;
+using lst_test::tiny_config;
+using lst_test::write_tiny_checkpoint;
 
 namespace {
-
-io::BertConfig tiny_config() {
-  io::BertConfig c;
-  c.vocab_size = 16;
-  c.hidden_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 12;
-  c.max_position_embeddings = 12;
-  c.hidden_dropout_prob = 0.1;
-  return c;
-}
-
-/// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& name)
-      : path(std::filesystem::temp_directory_path() /
-             ("lst_test_" + name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-/// A random tiny "pretrained" checkpoint, saved under Hugging Face's names as a real one would be.
-void write_tiny_checkpoint(const std::string& path) {
-  BertEncoder<float> bert(tiny_config(), false);
-  Rng rng(7);
-  for (std::size_t i = 0; i < bert.parameters().count(); ++i)
-    init::normal(bert.parameters().value(i), rng, 0.2);
-  std::vector<io::NamedTensor> tensors;
-  for (std::size_t i = 0; i < bert.parameters().count(); ++i)
-    tensors.push_back(
-        {BertEncoder<float>::hf_name(bert.parameters().info(i).name), bert.parameters().value(i)});
-  io::save_safetensors(path, tensors);
-}
 
 /// A learnable task: label 1 iff token 5 occurs; lengths 3..9 so that batches need padding.
 std::vector<EncodedExample> tiny_task(std::size_t n, std::uint64_t seed) {

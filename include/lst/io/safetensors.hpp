@@ -108,6 +108,27 @@ class SafetensorsFile {
     }
   }
 
+  /// Copies integer tensor `name` (I32, or I64 within int32's range) into dst. Its shape must equal dst's.
+  void read_i32(const std::string& name, const TensorView<std::int32_t, Cpu>& dst) const {
+    const SafetensorsEntry& e = at(name);
+    check_shape(e, dst.shape());
+    const unsigned char* src = m_data + e.begin;
+    const index_t n = e.numel();
+    if (e.dtype == "I32") {
+      for (index_t i = 0; i < n; ++i) dst.data()[i] = load<std::int32_t>(src + 4 * i);
+    } else if (e.dtype == "I64") {
+      for (index_t i = 0; i < n; ++i) {
+        const std::int64_t v = load<std::int64_t>(src + 8 * i);
+        if (v < INT32_MIN || v > INT32_MAX)
+          fail("tensor '" + name + "' element " + std::to_string(i) + " = " + std::to_string(v) +
+               " does not fit in int32");
+        dst.data()[i] = static_cast<std::int32_t>(v);
+      }
+    } else {
+      fail("tensor '" + name + "' has dtype " + e.dtype + ", expected I32 or I64");
+    }
+  }
+
   /// Tensor `name` in place, without a copy: F32 only, valid while this object lives. `expected` (optional)
   /// is checked against the stored shape.
   ConstView<float> view_f32(const std::string& name, const Shape& expected = Shape{}) const {
@@ -240,11 +261,15 @@ class SafetensorsFile {
   std::map<std::string, std::string> m_metadata;
 };
 
-/// A tensor to write: its name, its values, and the dtype to store them in (F32, F16 or BF16).
+/// A tensor to write: its name, its values, and the dtype to store them in: F32, F16 or BF16 from `value`,
+/// or I32 from `ints` (token ids, masks).
 struct NamedTensor {
   std::string name;
   ConstView<float> value;
   std::string dtype = "F32";
+  ConstView<std::int32_t> ints = {};
+  Shape shape() const { return dtype == "I32" ? ints.shape() : value.shape(); }
+  index_t numel() const { return dtype == "I32" ? ints.numel() : value.numel(); }
 };
 
 /// Writes a safetensors file atomically (temp file + fsync + rename): an existing file at `path` is replaced
@@ -264,14 +289,15 @@ inline void save_safetensors(const std::string& path, const std::vector<NamedTen
   for (const NamedTensor* tp : tensors) {
     const NamedTensor& t = *tp;
     const std::size_t es = detail::safetensors_element_size(t.dtype);
-    if (!(t.dtype == "F32" || t.dtype == "F16" || t.dtype == "BF16"))
+    if (!(t.dtype == "F32" || t.dtype == "F16" || t.dtype == "BF16" || t.dtype == "I32"))
       lst::detail::raise<Error>("save_safetensors '", path, "': tensor '", t.name, "' dtype ", t.dtype,
-                                " is not one of F32, F16, BF16");
+                                " is not one of F32, F16, BF16, I32");
     if (t.name == "__metadata__" || header.contains(t.name))
       lst::detail::raise<Error>("save_safetensors '", path, "': duplicate or reserved tensor name '", t.name,
                                 "'");
-    std::vector<index_t> shape(t.value.shape().dims.begin(), t.value.shape().dims.begin() + t.value.rank());
-    const std::size_t bytes = static_cast<std::size_t>(t.value.numel()) * es;
+    const Shape ts = t.shape();
+    std::vector<index_t> shape(ts.dims.begin(), ts.dims.begin() + ts.rank);
+    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * es;
     header[t.name] = {{"dtype", t.dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
@@ -286,7 +312,11 @@ inline void save_safetensors(const std::string& path, const std::vector<NamedTen
     for (const NamedTensor* tp : tensors) {
       const NamedTensor& t = *tp;
       const float* v = t.value.data();
-      const std::size_t n = static_cast<std::size_t>(t.value.numel());
+      const std::size_t n = static_cast<std::size_t>(t.numel());
+      if (t.dtype == "I32") {
+        write_bytes(f, t.ints.data(), n * 4, path);
+        continue;
+      }
       if (t.dtype == "F32") {
         write_bytes(f, v, n * 4, path);
         continue;

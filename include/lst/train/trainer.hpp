@@ -233,6 +233,8 @@ class Trainer {
       }
       save_last(step);
     }
+    if (r.last.metrics.empty())
+      r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);  // finished before
     r.steps = step;
     r.epochs = double(step) / double(m_steps_per_epoch);
     return r;
