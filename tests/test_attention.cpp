@@ -148,3 +148,31 @@ TEST_CASE("Attention: a PrefixKV built in a scope that has ended, y aliasing x, 
   CHECK(x2.to_vector() == y.to_vector());
   CHECK(arena.grads().to_vector() == grads);  // the saved input is the input, not the output
 }
+
+TEST_CASE("Recomputing the probabilities in backward gives the same gradients and keeps no (B, H, T, T)") {
+  Rng rng(83);
+  ParameterArena<double> arena;
+  MultiHeadSelfAttention<double> attn(arena, "attn", 6, 3);
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{2, 5, 6}, rng);
+  auto mask = padding_mask(2, 5, {5, 3});
+  auto g = lst_test::randn(x.shape(), rng);
+  Tensor<double> y(x.shape()), dx_kept(x.shape()), dx_recomputed(x.shape());
+  std::vector<double> grads_kept;
+  {
+    auto ctx = attn.forward(x, mask, y, Mode::training);
+    attn.backward(ctx, g, dx_kept, GradMode::overwrite);
+    grads_kept.assign(arena.grads().data(), arena.grads().data() + arena.size());
+  }
+  attn.set_recompute_probabilities(true);
+  const std::size_t before = memory_tracker().current(MemCategory::activations);
+  auto ctx = attn.forward(x, mask, y, Mode::training);
+  // x, q, k, v, heads (2*5*6 doubles each) and the (2, 5) int32 mask: no (2, 3, 5, 5) probabilities.
+  const std::size_t kept = memory_tracker().current(MemCategory::activations) - before;
+  CHECK(kept < 5 * 2 * 5 * 6 * sizeof(double) + 2 * 5 * 4 + 6 * 64);
+  CHECK(ctx.probs.empty());
+  attn.backward(ctx, g, dx_recomputed, GradMode::overwrite);
+  for (index_t i = 0; i < x.numel(); ++i) CHECK(dx_recomputed.data()[i] == dx_kept.data()[i]);
+  for (index_t i = 0; i < arena.size(); ++i) CHECK(arena.grads().data()[i] == grads_kept[std::size_t(i)]);
+}

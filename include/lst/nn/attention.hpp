@@ -26,10 +26,12 @@ template <class T, class Backend = Cpu>
 class MultiHeadSelfAttention {
  public:
   struct Context {
-    Tensor<T, Backend> x;      // (B, T, C) input, for the q/k/v weight gradients
-    Tensor<T, Backend> q;      // (B, T, C)
-    Tensor<T, Backend> k, v;   // (B, P+T, C), prefix rows first
-    Tensor<T, Backend> probs;  // (B, H, T, P+T) softmax output
+    Tensor<T, Backend> x;                // (B, T, C) input, for the q/k/v weight gradients
+    Tensor<T, Backend> q;                // (B, T, C)
+    Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first
+    Tensor<T, Backend> probs;            // (B, H, T, P+T) softmax output; empty when backward recomputes it
+    Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, kept only for the recomputation
+    bool recompute = false;
     Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
     // Where backward adds the prefix gradients (copied out of the caller's PrefixKV, which need not outlive
     // the forward call); null when there is no prefix or its gradients are not wanted.
@@ -52,6 +54,12 @@ class MultiHeadSelfAttention {
   const Linear<T, Backend>& output() const { return m_o; }
   index_t heads() const { return m_heads; }
   index_t head_dim() const { return m_dim / m_heads; }
+  /// Training mode keeps the (B, H, T, T) attention probabilities for backward by default. With recomputation
+  /// it keeps only the (B, T) mask and recomputes each head's probabilities from the saved q and k in
+  /// backward: one extra QK^T GEMM per head, and the largest activation of a layer is gone (the LST side
+  /// network's choice: its attention maps would otherwise be as large as the backbone's).
+  void set_recompute_probabilities(bool on) { m_recompute = on; }
+  bool recomputes_probabilities() const { return m_recompute; }
 
   /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
   /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
@@ -95,12 +103,16 @@ class MultiHeadSelfAttention {
       }
     }
 
-    Tensor<T, Backend> probs(Shape{B, H, Tq, Tk}, cat), heads(Shape{B, Tq, C}, cat);
+    // All heads' probabilities when backward reads them; otherwise one head's at a time (inference never
+    // holds a (B, H, T, T) tensor).
+    const bool keep_probs = mode == Mode::training && !m_recompute;
+    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk} : Shape{Tq, Tk}, cat),
+        heads(Shape{B, Tq, C}, cat);
     const T scale = T(1) / std::sqrt(T(D));
     for (index_t b = 0; b < B; ++b) {
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
       for (index_t h = 0; h < H; ++h) {
-        T* s = probs.data() + ((b * H + h) * Tq) * Tk;
+        T* s = probs.data() + (keep_probs ? ((b * H + h) * Tq) * Tk : 0);
         // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
         gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
                 MatrixRef<T, Backend>(s, Tq, Tk));
@@ -116,7 +128,9 @@ class MultiHeadSelfAttention {
       ctx.q = std::move(q);
       ctx.k = std::move(k);
       ctx.v = std::move(v);
-      ctx.probs = std::move(probs);
+      if (keep_probs) ctx.probs = std::move(probs);
+      ctx.recompute = !keep_probs;
+      if (ctx.recompute && mask.data()) ctx.mask = clone_as(mask, MemCategory::activations);
       ctx.heads = std::move(heads);
       if (prefix) {
         ctx.prefix_key_grad = prefix->key_grad.data();
@@ -127,7 +141,7 @@ class MultiHeadSelfAttention {
   }
 
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
-    LST_CHECK(!ctx.probs.empty(), "MultiHeadSelfAttention '", m_name,
+    LST_CHECK(!ctx.heads.empty(), "MultiHeadSelfAttention '", m_name,
               "': backward needs a context from a training-mode forward");
     LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ", ctx.x.shape());
@@ -139,10 +153,21 @@ class MultiHeadSelfAttention {
 
     Tensor<T, Backend> dheads(Shape{B, Tq, C}), dq(Shape{B, Tq, C}), dk(Shape{B, Tk, C}), dv(Shape{B, Tk, C});
     Tensor<T, Backend> ds(Shape{Tq, Tk});  // one head's score gradient at a time
+    Tensor<T, Backend> recomputed(ctx.recompute ? Shape{Tq, Tk} : Shape{0});  // one head's probabilities
     m_o.backward_from(ctx.heads, dy, dheads, gm);
     for (index_t b = 0; b < B; ++b)
       for (index_t h = 0; h < H; ++h) {
-        const T* p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
+        const T* p = nullptr;
+        if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
+          T* s = recomputed.data();
+          gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
+                  MatrixRef<T, Backend>(s, Tq, Tk));
+          const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
+          for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+          p = s;
+        } else {
+          p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
+        }
         const MatrixRef<const T, Backend> pm(p, Tq, Tk);
         // dP (T, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
         gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, b, h, Tq), head(ctx.v, b, h, Tk), T(0),
@@ -219,6 +244,7 @@ class MultiHeadSelfAttention {
   std::string m_name;
   index_t m_dim, m_heads;
   Linear<T, Backend> m_q, m_k, m_v, m_o;
+  bool m_recompute = false;
 };
 
 LST_NAMESPACE_END

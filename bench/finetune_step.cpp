@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+/// @file finetune_step.cpp
+/// @brief One full-fine-tuning update of the real all-MiniLM-L6-v2 in lst (one thread): forward in training
+///        mode, cross-entropy, backward through every layer, clipping, AdamW. Batch B, sequence T, median of
+///        N updates. bench/finetune_step.sh runs it beside PyTorch doing the same update on the same ids.
+///
+///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5]
+/// Prints one JSON line with the step time, the tracker's peak bytes per category, and the process RSS after
+/// loading and at its peak (their difference is what training added on top of the loaded model).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <lst/lst.hpp>
+
+using namespace lst;
+
+namespace {
+double rss_mib(const char* field) {  // "VmRSS:" (now) or "VmHWM:" (peak), from /proc/self/status
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field, 0) == 0) return std::atof(line.c_str() + std::strlen(field)) / 1024.0;
+  return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* env = std::getenv("LST_MODEL_DIR");
+  const char* home = std::getenv("HOME");
+  std::string dir = env ? env : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
+  index_t B = 32, T = 128;
+  int reps = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--model"))
+      dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--batch"))
+      B = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seq"))
+      T = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::max(1, std::atoi(argv[i + 1]));
+  }
+  try {
+    const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
+    const io::SafetensorsFile weights(dir + "/model.safetensors");
+    BertFullFineTuning model(cfg, weights, 2, 42);
+    AdamW<float> opt_encoder(*model.trainable()[0]), opt_head(*model.trainable()[1]);
+    const double rss_loaded = rss_mib("VmRSS:");
+    // The same deterministic ids and labels as bench/finetune_step.py.
+    std::vector<EncodedExample> examples(static_cast<std::size_t>(B));
+    for (index_t b = 0; b < B; ++b) {
+      auto& e = examples[std::size_t(b)];
+      for (index_t t = 0; t < T; ++t)
+        e.ids.push_back(t == 0 ? 101 : std::int32_t(1000 + (b * 131 + t * 7919) % 28000));
+      e.type_ids.assign(std::size_t(T), 0);
+      e.label = std::int32_t(b % 2);
+    }
+    std::vector<std::uint32_t> rows(static_cast<std::size_t>(B));
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = std::uint32_t(i);
+    const Batch batch = make_batch(examples, rows.data(), rows.size());
+    std::vector<double> times, losses;
+    memory_tracker().reset_peaks();
+    for (int r = 0; r <= reps; ++r) {  // update 0 is the warm-up
+      const auto t0 = std::chrono::steady_clock::now();
+      losses.push_back(model.train_step(batch, std::uint64_t(r)));
+      clip_grad_norm(model.trainable(), 1.0);
+      opt_encoder.step(2e-5);
+      opt_head.step(2e-5);
+      if (r > 0)
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    const double s = times[times.size() / 2];
+    std::printf(
+        "{\"impl\": \"lst\", \"threads\": 1, \"batch\": %lld, \"seq\": %lld, \"step_seconds\": %.4f, "
+        "\"tokens_per_s\": %.1f, \"rss_loaded_mib\": %.1f, \"peak_rss_mib\": %.1f, "
+        "\"first_loss\": %.6f",
+        (long long)B, (long long)T, s, double(B * T) / s, rss_loaded, rss_mib("VmHWM:"), losses[0]);
+    for (int c = 0; c < num_mem_categories; ++c)
+      std::printf(", \"tracker_%s_mib\": %.1f", to_string(static_cast<MemCategory>(c)),
+                  memory_tracker().peak(static_cast<MemCategory>(c)) / 1048576.0);
+    std::printf(", \"tracker_total_mib\": %.1f}\n", memory_tracker().total_peak() / 1048576.0);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_finetune_step: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

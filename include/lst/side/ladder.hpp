@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/// @file ladder.hpp
+/// @brief A ladder (LST, section 2.1): the down-projection that carries one backbone state into the side
+///        network, dense d -> d/r with bias (N(0, 0.01), bias 0, as the reference) or low rank d -> k -> d/r
+///        (QST). The backbone state is the only backbone tensor LST keeps for backward (its weight gradient
+///        needs it), stored as f32 or, to halve that cost, as f16 / bf16 in category `taps`.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "../core/dtype.hpp"
+#include "../core/random.hpp"
+#include "../init/initializers.hpp"
+#include "../nn/linear.hpp"
+#include "lst_config.hpp"
+
+LST_NAMESPACE_BEGIN
+
+template <class T, class Backend = Cpu>
+class Ladder {
+ public:
+  struct Context {
+    Tensor<T, Backend> input;                   // (B, T, d) saved state, f32 storage
+    Tensor<std::uint16_t, Backend> input_half;  // (B, T, d) saved state, f16 / bf16 bits
+    Tensor<T, Backend> middle;                  // (B, T, k) low-rank only: the first projection's output
+    TapDtype dtype = TapDtype::f32;
+  };
+
+  /// Registers "<name>.weight", "<name>.bias" (dense) or "<name>.down.weight", "<name>.up.weight",
+  /// "<name>.up.bias" (rank k > 0).
+  Ladder(ParameterArena<T, Backend>& arena, const std::string& name, index_t in, index_t out, index_t rank)
+      : m_name(name) {
+    LST_CHECK(rank >= 0 && rank < in, "ladder '", name, "': rank ", rank, " must be 0 (dense) or in [1, ", in,
+              ")");
+    if (rank == 0) {
+      m_dense = std::make_unique<Linear<T, Backend>>(arena, name, in, out);
+    } else {
+      m_down = std::make_unique<Linear<T, Backend>>(arena, name + ".down", in, rank, /*bias=*/false);
+      m_dense = std::make_unique<Linear<T, Backend>>(arena, name + ".up", rank, out);
+    }
+  }
+  index_t in_features() const { return m_down ? m_down->in_features() : m_dense->in_features(); }
+  index_t out_features() const { return m_dense->out_features(); }
+  /// The projection that produces the output (the whole ladder when dense).
+  const Linear<T, Backend>& output_projection() const { return *m_dense; }
+
+  /// The reference's init: weights N(0, 0.01), biases 0 (allocate the arena first).
+  void init(Rng& rng) const {
+    if (m_down) init::normal(m_down->weight().value(), rng, 0.01);
+    init::normal(m_dense->weight().value(), rng, 0.01);
+    m_dense->bias().value().set_zero();
+  }
+
+  /// y (B, T, d/r) = ladder(x (B, T, d)); training mode saves x in `dtype` (and the low-rank middle).
+  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
+    Context ctx;
+    ctx.dtype = dtype;
+    if (m_down) {
+      Tensor<T, Backend> mid(Shape{x.shape().rows(), m_down->out_features()},
+                             mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
+      m_down->apply(x, mid);
+      m_dense->apply(mid, y);
+      if (mode == Mode::training) ctx.middle = std::move(mid);
+    } else {
+      m_dense->apply(x, y);
+    }
+    if (mode == Mode::training) save(ctx, x);
+    return ctx;
+  }
+
+  /// Parameter gradients from dy (B, T, d/r); the backbone gets no gradient, so there is no dx. `input`
+  /// overrides the saved state (the embedding ladder re-applies its dropout mask to it).
+  void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm,
+                ConstView<T, Backend> input = {}) const {
+    Tensor<T, Backend> restored;
+    if (input.empty()) {
+      LST_CHECK(!ctx.input.empty() || !ctx.input_half.empty(), "ladder '", m_name,
+                "': backward needs a training-mode context");
+      if (ctx.dtype != TapDtype::f32) restored = restore(ctx);
+    }
+    const ConstView<T, Backend> x = !input.empty()               ? input
+                                    : ctx.dtype == TapDtype::f32 ? ctx.input.cview()
+                                                                 : restored.cview();
+    if (m_down) {
+      Tensor<T, Backend> dmid(ctx.middle.shape());
+      m_dense->backward_from(ctx.middle, dy, dmid, gm);
+      m_down->backward_from(x, dmid, {}, gm);
+    } else {
+      m_dense->backward_from(x, dy, {}, gm);
+    }
+  }
+
+  /// The saved state as T (converted from its storage type): what backward and tap caching read.
+  Tensor<T, Backend> restore(const Context& ctx) const {
+    if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
+    Tensor<T, Backend> x(ctx.input_half.shape());
+    const std::uint16_t* h = ctx.input_half.data();
+    for (index_t i = 0; i < x.numel(); ++i)
+      x.data()[i] = T(ctx.dtype == TapDtype::f16 ? to_float(f16{h[i]}) : to_float(bf16{h[i]}));
+    return x;
+  }
+
+ private:
+  static void save(Context& ctx, ConstView<T, Backend> x) {
+    if (ctx.dtype == TapDtype::f32) {
+      ctx.input = clone_as(x, MemCategory::taps);
+      return;
+    }
+    ctx.input_half = Tensor<std::uint16_t, Backend>(x.shape(), MemCategory::taps);
+    std::uint16_t* h = ctx.input_half.data();
+    for (index_t i = 0; i < x.numel(); ++i)
+      h[i] = ctx.dtype == TapDtype::f16 ? to_f16(float(x.data()[i])).bits : to_bf16(float(x.data()[i])).bits;
+  }
+
+  std::string m_name;
+  std::unique_ptr<Linear<T, Backend>> m_down, m_dense;  // m_down only for low rank
+};
+
+LST_NAMESPACE_END

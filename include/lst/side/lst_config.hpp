@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/// @file lst_config.hpp
+/// @brief Ladder Side-Tuning's configuration: what shapes the code (the reduction factor r, the layer-drop
+///        pattern, the gate temperature, the scalar type) is a compile-time LstConfig; the rest is run-time
+///        SideOptions.
+#pragma once
+
+#include <ratio>
+#include <string>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "layer_mask.hpp"
+
+LST_NAMESPACE_BEGIN
+
+/// r = `Reduction` (side width d / r, side FFN width d_ff / r), kept layers by `LayerMask`, gate temperature
+/// `GateTemperature` (a std::ratio; the paper's T = 0.1), parameters in `Scalar`.
+template <int Reduction, class LayerMask = KeepAllLayers, class GateTemperature = std::ratio<1, 10>,
+          class Scalar = float>
+struct LstConfig {
+  static_assert(Reduction >= 1, "LST: the reduction factor r must be at least 1");
+  static_assert(GateTemperature::num > 0 && GateTemperature::den > 0,
+                "LST: the gate temperature must be > 0");
+  static constexpr index_t reduction = Reduction;
+  using layer_mask = LayerMask;
+  using scalar = Scalar;
+  static constexpr double gate_temperature = double(GateTemperature::num) / double(GateTemperature::den);
+};
+
+/// How ladder and side state meet at a kept layer (the reference's variants, section 2.2 and its code).
+enum class GateMode {
+  before,  ///< s = mu s + (1 - mu) down(h), then the side block (the paper's default)
+  after,   ///< s = mu block(s) + (1 - mu) down(h)
+  sum,     ///< s = s + down(h), then the block: no gate
+  none,    ///< no ladder input after the embeddings (gate fixed to 1)
+};
+
+inline GateMode gate_mode_from_name(const std::string& name) {
+  if (name == "before") return GateMode::before;
+  if (name == "after") return GateMode::after;
+  if (name == "sum") return GateMode::sum;
+  if (name == "none") return GateMode::none;
+  detail::raise<Error>("gate mode '", name, "' is not one of before, after, sum, none");
+}
+inline const char* to_string(GateMode g) {
+  switch (g) {
+    case GateMode::before:
+      return "before";
+    case GateMode::after:
+      return "after";
+    case GateMode::sum:
+      return "sum";
+    default:
+      return "none";
+  }
+}
+
+/// Storage type of the saved ladder inputs (the only backbone states LST keeps for backward).
+enum class TapDtype { f32, f16, bf16 };
+inline TapDtype tap_dtype_from_name(const std::string& name) {
+  if (name == "f32") return TapDtype::f32;
+  if (name == "f16") return TapDtype::f16;
+  if (name == "bf16") return TapDtype::bf16;
+  detail::raise<Error>("tap dtype '", name, "' is not one of f32, f16, bf16");
+}
+inline const char* to_string(TapDtype t) {
+  return t == TapDtype::f32 ? "f32" : t == TapDtype::f16 ? "f16" : "bf16";
+}
+
+struct SideOptions {
+  index_t heads = 0;  ///< side attention heads; 0 = the backbone's count (the reference)
+  GateMode gate = GateMode::before;
+  bool per_channel_gates = false;   ///< one alpha per side channel (QST) instead of one per layer
+  index_t ladder_rank = 0;          ///< 0: dense ladders d -> d/r; k > 0: low rank d -> k -> d/r (QST)
+  bool recompute_attention = true;  ///< side attention probabilities recomputed in backward, not stored
+  double dropout =
+      0.1;  ///< in the side blocks, on the embeddings before the first ladder, after the final LayerNorm
+  TapDtype tap_dtype = TapDtype::f32;
+  std::vector<index_t> layers;  ///< the kept layers for ExplicitLayers
+};
+
+LST_NAMESPACE_END

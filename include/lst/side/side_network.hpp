@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/// @file side_network.hpp
+/// @brief Ladder Side-Tuning's side network g (Sung, Cho, Bansal 2022, section 2): a narrow transformer of
+/// the
+///        backbone's own kind (width d/r, FFN width d_ff/r) that reads the frozen backbone's states through
+///        ladders and makes the prediction. Backprop runs through g and the ladders only.
+///
+/// It runs *inside* the backbone's inference pass, through its tap: state 0 (the embeddings) starts the side
+/// state, s = down_0(dropout(h_0)); after each kept backbone layer i, s = mu_i s + (1 - mu_i) down_i(h_i)
+/// with mu_i = sigmoid(alpha_i / T), then s = SideBlock_i(s) (section 2.2). The backbone therefore keeps
+/// nothing: a tap's view is consumed while it is valid, and only the ladder inputs (for the ladder weight
+/// gradients) and the side network's own activations survive the forward pass. At the end: final LayerNorm on
+/// the [CLS] state, dropout, and the up-projection d/r -> d that feeds the task head.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../io/bert_config.hpp"
+#include "../nn/dropout.hpp"
+#include "../nn/encoder_layer.hpp"
+#include "../nn/layer_norm.hpp"
+#include "ladder.hpp"
+#include "layer_mask.hpp"
+#include "lst_config.hpp"
+
+LST_NAMESPACE_BEGIN
+
+template <class Config, class Backend = Cpu>
+class SideNetwork {
+ public:
+  using T = typename Config::scalar;
+  static constexpr index_t reduction = Config::reduction;
+  static constexpr double temperature = Config::gate_temperature;
+
+  /// What one kept layer saves for backward.
+  struct LayerContext {
+    typename Ladder<T, Backend>::Context ladder;
+    Tensor<T, Backend> ladder_out;  // (B, T, d/r) down_i(h_i)
+    Tensor<T, Backend> other;       // (B, T, d/r) s before the fusion (before) or the block output (after)
+    typename EncoderLayer<T, Backend>::Context block;
+  };
+  struct Context {
+    Mode mode = Mode::inference;
+    std::uint64_t step = 0;
+    Shape shape;                         // (B, T, d/r)
+    const std::int32_t* mask = nullptr;  // the caller's (B, T) padding mask (or none), valid until finish()
+    Tensor<T, Backend> state;            // (B, T, d/r) the side state s
+    typename Ladder<T, Backend>::Context embedding_ladder;
+    typename Dropout<T, Backend>::Context embedding_dropout;
+    std::vector<LayerContext> layers;  // one per kept layer, in order
+    typename LayerNorm<T, Backend>::Context final_norm;
+    typename Dropout<T, Backend>::Context final_dropout;
+    typename Linear<T, Backend>::Context up;
+    index_t taps_seen = 0;
+  };
+
+  /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
+  /// Parameters live in their own trainable group "side", randomly initialised from `seed` (init/ offers
+  /// structural pruning of the backbone instead).
+  SideNetwork(const io::BertConfig& backbone, SideOptions options, std::uint64_t seed)
+      : m_options(std::move(options)),
+        m_backbone(backbone),
+        m_kept(kept_layers<typename Config::layer_mask>(backbone.num_hidden_layers, m_options.layers)),
+        m_params("side"),
+        m_embedding_dropout(m_options.dropout, mix64(seed ^ 0x5349444530ull), "side.embedding_dropout"),
+        m_final_dropout(m_options.dropout, mix64(seed ^ 0x5349444531ull), "side.final_dropout") {
+    const index_t d = backbone.hidden_size, r = reduction;
+    LST_CHECK(d % r == 0 && backbone.intermediate_size % r == 0, "LST: r = ", r, " divides neither width ", d,
+              " nor FFN width ", backbone.intermediate_size, " of the backbone");
+    m_width = d / r;
+    const index_t heads = m_options.heads > 0 ? m_options.heads : backbone.num_attention_heads;
+    LST_CHECK(m_width % heads == 0, "LST: side width ", m_width, " (d / r = ", d, " / ", r,
+              ") is not divisible by ", heads, " side heads");
+    m_embedding_ladder = std::make_unique<Ladder<T, Backend>>(m_params, "ladders.embeddings", d, m_width,
+                                                              m_options.ladder_rank);
+    const EncoderLayerConfig block{m_width,
+                                   heads,
+                                   backbone.intermediate_size / r,
+                                   backbone.activation(),
+                                   backbone.layer_norm_eps,
+                                   m_options.dropout};
+    m_slot_of_layer.assign(std::size_t(backbone.num_hidden_layers), -1);
+    for (std::size_t i = 0; i < m_kept.size(); ++i) {
+      const std::string l = std::to_string(m_kept[i]);
+      m_slot_of_layer[std::size_t(m_kept[i])] = index_t(i);
+      if (m_options.gate != GateMode::none)
+        m_ladders.push_back(std::make_unique<Ladder<T, Backend>>(m_params, "ladders." + l, d, m_width,
+                                                                 m_options.ladder_rank));
+      if (m_options.gate == GateMode::before || m_options.gate == GateMode::after)
+        m_gates.push_back(m_params.add("gates." + l, Shape{m_options.per_channel_gates ? m_width : 1}));
+      m_blocks.emplace_back(m_params, "blocks." + l, block, mix64(seed + 101 + std::uint64_t(m_kept[i])));
+      m_blocks.back().set_recompute_attention(m_options.recompute_attention);
+    }
+    m_final_norm =
+        std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.layer_norm_eps);
+    m_up = std::make_unique<Linear<T, Backend>>(m_params, "up", m_width, d);
+    m_params.allocate(true);
+    init_random(seed);
+  }
+  SideNetwork(const SideNetwork&) = delete;
+  SideNetwork& operator=(const SideNetwork&) = delete;
+
+  ParameterArena<T, Backend>& parameters() { return m_params; }
+  const ParameterArena<T, Backend>& parameters() const { return m_params; }
+  const SideOptions& options() const { return m_options; }
+  index_t width() const { return m_width; }
+  index_t output_width() const { return m_backbone.hidden_size; }
+  const std::vector<index_t>& kept() const { return m_kept; }
+  const std::vector<EncoderLayer<T, Backend>>& blocks() const { return m_blocks; }
+  /// The gate value(s) mu = sigmoid(alpha / T) of kept layer slot i.
+  std::vector<double> gate(std::size_t i) const {
+    std::vector<double> mu;
+    const auto a = m_gates.at(i).value();
+    for (index_t c = 0; c < a.numel(); ++c) mu.push_back(sigmoid(double(a.data()[c]) / temperature));
+    return mu;
+  }
+  /// One line naming the configuration (for checkpoint identities and reports).
+  std::string describe() const {
+    std::string layers;
+    for (index_t l : m_kept) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    return "r=" + std::to_string(reduction) + " layers=" + layers +
+           " heads=" + std::to_string(m_blocks.front().attention().heads()) +
+           " gate=" + to_string(m_options.gate) + (m_options.per_channel_gates ? "/channel" : "") +
+           " T=" + std::to_string(temperature) + " ladder_rank=" + std::to_string(m_options.ladder_rank) +
+           " dropout=" + std::to_string(m_options.dropout);
+  }
+
+  /// BERT-style random init: side blocks and the up-projection N(0, 0.02), LayerNorms 1 and 0, ladders
+  /// N(0, 0.01) with zero bias, gates alpha = 0 (mu = 0.5).
+  void init_random(std::uint64_t seed) {
+    Rng rng(seed);
+    for (std::size_t i = 0; i < m_params.count(); ++i) {
+      const std::string& n = m_params.info(i).name;
+      const auto v = m_params.value(i);
+      if (n.find("norm") != std::string::npos && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0)
+        v.fill(T(1));
+      else if (n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0)
+        v.set_zero();
+      else if (n.rfind("blocks.", 0) == 0 || n.rfind("up.", 0) == 0)
+        init::normal(v, rng, 0.02);
+      else
+        v.set_zero();  // gates; ladders below
+    }
+    m_embedding_ladder->init(rng);
+    for (auto& l : m_ladders) l->init(rng);
+  }
+
+  /// Starts a forward pass over a (B, T) batch. `mask` must stay valid until finish().
+  Context begin(index_t B, index_t Tn, ConstView<std::int32_t, Backend> mask, Mode mode,
+                std::uint64_t step) const {
+    Context ctx;
+    ctx.mode = mode;
+    ctx.step = step;
+    ctx.shape = Shape{B, Tn, m_width};
+    LST_CHECK_SHAPE(mask.empty() || mask.shape() == (Shape{B, Tn}), "side network: mask has shape ",
+                    mask.shape(), ", expected (", B, ", ", Tn, ")");
+    ctx.mask = mask.data();
+    ctx.state = Tensor<T, Backend>(ctx.shape, MemCategory::activations);
+    return ctx;
+  }
+
+  /// The backbone's tap: state `index` (0 = embeddings, i + 1 = output of layer i) as (B, T, d). Consumed
+  /// now; nothing of `hidden` but the ladder input is kept.
+  void on_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden) const {
+    LST_CHECK(index == ctx.taps_seen, "side network: backbone state ", index, " arrived, expected ",
+              ctx.taps_seen);
+    ++ctx.taps_seen;
+    const index_t d = m_backbone.hidden_size;
+    LST_CHECK_SHAPE(hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}), "side network: backbone state ",
+                    index, " has shape ", hidden.shape(), ", expected (", ctx.shape[0], ", ", ctx.shape[1],
+                    ", ", d, ")");
+    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder saves the dropped state its gradient needs
+      Tensor<T, Backend> dropped(hidden.shape());
+      ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
+      ctx.embedding_ladder = m_embedding_ladder->forward(dropped, ctx.state, ctx.mode, m_options.tap_dtype);
+      return;
+    }
+    const index_t slot = m_slot_of_layer[std::size_t(index - 1)];
+    if (slot < 0) return;  // a dropped layer: no ladder, gate or block
+    fuse_and_run(ctx, std::size_t(slot), hidden);
+  }
+
+  /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state.
+  void finish(Context& ctx, TensorView<T, Backend> features) const {
+    LST_CHECK(ctx.taps_seen == m_backbone.num_hidden_layers + 1, "side network: finish() after ",
+              ctx.taps_seen, " backbone states, expected ", m_backbone.num_hidden_layers + 1);
+    const index_t B = ctx.shape[0], Tn = ctx.shape[1];
+    LST_CHECK_SHAPE(features.shape() == (Shape{B, m_backbone.hidden_size}),
+                    "side network: features have shape ", features.shape(), ", expected (", B, ", ",
+                    m_backbone.hidden_size, ")");
+    Tensor<T, Backend> cls(Shape{B, m_width});
+    for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[b][0]);
+    (void)Tn;
+    ctx.final_norm = m_final_norm->forward(cls, cls, ctx.mode);
+    ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step);
+    ctx.up = m_up->forward(cls, features, ctx.mode);
+    if (ctx.mode != Mode::training) ctx.state = Tensor<T, Backend>();
+    ctx.mask = nullptr;
+  }
+
+  /// Gradients of every side parameter from d_features (B, d), following `gm`. The backbone gets none.
+  void backward(const Context& ctx, ConstView<T, Backend> d_features, GradMode gm) const {
+    LST_CHECK(ctx.mode == Mode::training && ctx.layers.size() == m_blocks.size(),
+              "side network: backward needs a finished training-mode context");
+    const index_t B = ctx.shape[0];
+    Tensor<T, Backend> dcls(Shape{B, m_width});
+    m_up->backward(ctx.up, d_features, dcls, gm);
+    m_final_dropout.backward(ctx.final_dropout, dcls, dcls);
+    m_final_norm->backward(ctx.final_norm, dcls, dcls, gm);
+    Tensor<T, Backend> ds = Tensor<T, Backend>::zeros(ctx.shape), dtmp(ctx.shape);
+    for (index_t b = 0; b < B; ++b) ds[b][0].assign(dcls[b]);
+    for (std::size_t i = m_blocks.size(); i-- > 0;) backward_layer(ctx, i, ds, dtmp, gm);
+    m_embedding_ladder->backward(ctx.embedding_ladder, ds, gm);  // s_0 = down_0(dropout(h_0))
+  }
+
+ private:
+  static double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+  /// The gate factors mu (one, or one per channel) as a broadcastable (1, 1, c) tensor.
+  Tensor<T, Backend> gate_values(std::size_t slot) const {
+    const auto a = m_gates[slot].value();
+    Tensor<T, Backend> mu(Shape{1, 1, a.numel()});
+    for (index_t c = 0; c < a.numel(); ++c) mu.data()[c] = T(sigmoid(double(a.data()[c]) / temperature));
+    return mu;
+  }
+
+  void fuse_and_run(Context& ctx, std::size_t slot, ConstView<T, Backend> hidden) const {
+    LayerContext lc;
+    const bool training = ctx.mode == Mode::training;
+    const MemCategory keep = training ? MemCategory::activations : MemCategory::workspace;
+    Tensor<T, Backend>& s = ctx.state;
+    if (m_options.gate != GateMode::none) {
+      lc.ladder_out = Tensor<T, Backend>(ctx.shape, keep);
+      lc.ladder = m_ladders[slot]->forward(hidden, lc.ladder_out, ctx.mode, m_options.tap_dtype);
+    }
+    const GateMode g = m_options.gate;
+    if (g == GateMode::before) {  // s = mu s + (1 - mu) z, then the block
+      const Tensor<T, Backend> mu = gate_values(slot);
+      if (training) lc.other = clone_as(s.cview(), MemCategory::activations);
+      s = mu * s + (T(1) - mu) * lc.ladder_out;
+    } else if (g == GateMode::sum) {
+      s += lc.ladder_out;
+    }
+    const ConstView<std::int32_t, Backend> mask =
+        ctx.mask ? ConstView<std::int32_t, Backend>(ctx.mask, Shape{ctx.shape[0], ctx.shape[1]})
+                 : ConstView<std::int32_t, Backend>();
+    lc.block = m_blocks[slot].forward(s, mask, s, ctx.mode, ctx.step);
+    if (g == GateMode::after) {  // s = mu block(s) + (1 - mu) z
+      const Tensor<T, Backend> mu = gate_values(slot);
+      if (training) lc.other = clone_as(s.cview(), MemCategory::activations);
+      s = mu * s + (T(1) - mu) * lc.ladder_out;
+    }
+    if (!training)
+      lc = LayerContext();  // inference keeps nothing
+    else if (g == GateMode::sum || g == GateMode::none)
+      lc.ladder_out = Tensor<T, Backend>();  // not needed
+    ctx.layers.push_back(std::move(lc));
+  }
+
+  /// ds (B, T, d/r) holds dL/ds after slot i; on return, dL/ds before it.
+  void backward_layer(const Context& ctx, std::size_t i, Tensor<T, Backend>& ds, Tensor<T, Backend>& dtmp,
+                      GradMode gm) const {
+    const LayerContext& lc = ctx.layers[i];
+    const GateMode g = m_options.gate;
+    Tensor<T, Backend> dz;  // dL/d down_i(h_i)
+    if (g == GateMode::after) {
+      // s = mu b + (1 - mu) z: db = mu ds, dz = (1 - mu) ds, dmu = sum ds (b - z)
+      const Tensor<T, Backend> mu = gate_values(i);
+      gate_backward(i, ds, lc.other, lc.ladder_out, gm);
+      dz = Tensor<T, Backend>(ctx.shape);
+      dz = (T(1) - mu) * ds;
+      ds = mu * ds;
+    }
+    m_blocks[i].backward(lc.block, ds, dtmp, gm);
+    std::swap(ds, dtmp);
+    if (g == GateMode::before) {
+      // s_in = mu s + (1 - mu) z: ds = mu ds_in, dz = (1 - mu) ds_in, dmu = sum ds_in (s - z)
+      const Tensor<T, Backend> mu = gate_values(i);
+      gate_backward(i, ds, lc.other, lc.ladder_out, gm);
+      dz = Tensor<T, Backend>(ctx.shape);
+      dz = (T(1) - mu) * ds;
+      ds = mu * ds;
+    } else if (g == GateMode::sum) {
+      dz = ds.clone();
+    }
+    if (g != GateMode::none) m_ladders[i]->backward(lc.ladder, dz, gm);
+  }
+
+  /// dalpha = sum over (B, T) [and channels, for a scalar gate] of ds (a - b) * mu (1 - mu) / T.
+  void gate_backward(std::size_t i, const Tensor<T, Backend>& ds, const Tensor<T, Backend>& a,
+                     const Tensor<T, Backend>& b, GradMode gm) const {
+    const auto alpha = m_gates[i].value(), grad = m_gates[i].grad();
+    const index_t C = m_width, rows = ds.numel() / C, n = alpha.numel();
+    std::vector<double> acc(std::size_t(n), 0.0);
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < C; ++c) {
+        const index_t at = r * C + c;
+        acc[std::size_t(n == 1 ? 0 : c)] += double(ds.data()[at]) * double(a.data()[at] - b.data()[at]);
+      }
+    for (index_t c = 0; c < n; ++c) {
+      const double mu = sigmoid(double(alpha.data()[c]) / temperature);
+      const T g = T(acc[std::size_t(c)] * mu * (1.0 - mu) / temperature);
+      grad.data()[c] = gm == GradMode::accumulate ? grad.data()[c] + g : g;
+    }
+  }
+
+  SideOptions m_options;
+  io::BertConfig m_backbone;
+  std::vector<index_t> m_kept;
+  ParameterArena<T, Backend> m_params;
+  index_t m_width = 0;
+  std::vector<index_t> m_slot_of_layer;  // backbone layer -> kept slot, -1 when dropped
+  Dropout<T, Backend> m_embedding_dropout, m_final_dropout;
+  std::unique_ptr<Ladder<T, Backend>> m_embedding_ladder;
+  std::vector<std::unique_ptr<Ladder<T, Backend>>> m_ladders;  // one per kept slot (none with GateMode::none)
+  std::vector<Param<T, Backend>> m_gates;                      // one per kept slot (before / after only)
+  std::vector<EncoderLayer<T, Backend>> m_blocks;
+  std::unique_ptr<LayerNorm<T, Backend>> m_final_norm;
+  std::unique_ptr<Linear<T, Backend>> m_up;
+};
+
+LST_NAMESPACE_END

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+#include <lst/models/bert_encoder.hpp>
+#include <lst/side/side_network.hpp>
+
+#include "gradient_check.hpp"
+
+using namespace lst;
+
+namespace {
+
+io::BertConfig backbone_config(index_t layers = 3) {
+  io::BertConfig c;
+  c.vocab_size = 13;
+  c.hidden_size = 8;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 12;
+  c.max_position_embeddings = 9;
+  return c;
+}
+
+/// A frozen random backbone, a side network over it, and one batch with padding.
+template <class Config>
+struct Fixture {
+  BertEncoder<double> backbone;
+  SideNetwork<Config> side;
+  Tensor<std::int32_t> ids, mask;
+  explicit Fixture(SideOptions options, io::BertConfig cfg = backbone_config())
+      : backbone(cfg, false, 1), side(cfg, std::move(options), 2), ids(Shape{2, 5}), mask(Shape{2, 5}) {
+    Rng rng(3);
+    lst_test::randomize(backbone.parameters(), rng, 0.5);
+    lst_test::randomize(side.parameters(), rng, 0.4);
+    // Gates near, but not at, mu = 0.5: alpha / T = +-4 would saturate the sigmoid and leave the earlier
+    // layers' gradients too small for finite differences to resolve.
+    auto& p = side.parameters();
+    for (std::size_t i = 0; i < p.count(); ++i)
+      if (p.info(i).name.rfind("gates.", 0) == 0)
+        init::normal(p.value(i), rng, 0.03);
+      else if (p.info(i).name.find("norm.weight") != std::string::npos)
+        init::normal(p.value(i), rng, 0.1, 1.0);  // LayerNorm gains near 1, as trained ones are
+    const std::int32_t v[] = {1, 4, 7, 2, 9, 1, 3, 12, 0, 0};
+    std::copy(v, v + 10, ids.data());
+    for (index_t i = 0; i < 10; ++i) mask.data()[i] = i < 8 ? 1 : 0;
+  }
+  typename SideNetwork<Config>::Context forward(Tensor<double>& features, Mode mode) const {
+    auto ctx = side.begin(2, 5, mask, mode, 7);
+    Tensor<double> hidden(Shape{2, 5, backbone.config().hidden_size});
+    backbone.forward(ids, {}, mask, hidden, {}, Mode::inference, 0,
+                     [&](index_t l, ConstView<double> h) { side.on_tap(ctx, l, h); });
+    side.finish(ctx, features);
+    return ctx;
+  }
+};
+
+template <class Config>
+void check_side_gradients(SideOptions options, io::BertConfig cfg = backbone_config()) {
+  Fixture<Config> f(std::move(options), cfg);
+  Rng rng(4);
+  auto g = lst_test::randn(Shape{2, cfg.hidden_size}, rng);
+  Tensor<double> features(Shape{2, cfg.hidden_size});
+  const auto ctx = f.forward(features, Mode::training);
+  f.side.backward(ctx, g, GradMode::overwrite);
+  auto checked = lst_test::parameters_of(f.side.parameters());
+  for (const auto& c : checked)
+    if (c.name.find("attention.key.bias") != std::string::npos) lst_test::expect_zero(checked, c.name);
+  lst_test::check_gradients(checked, [&] {
+    f.forward(features, Mode::training);  // the same step: the same dropout masks
+    return lst_test::dot(features, g);
+  });
+}
+
+using R2 = LstConfig<2, KeepAllLayers, std::ratio<1, 10>, double>;
+
+}  // namespace
+
+TEST_CASE(
+    "LST side network: ladders, gates, side blocks, final norm and up-projection match finite differences") {
+  check_side_gradients<R2>(SideOptions{});
+}
+
+TEST_CASE(
+    "LST gate variants (after the block, plain sum, no ladder input, per channel) match finite differences") {
+  for (GateMode g : {GateMode::after, GateMode::sum, GateMode::none}) {
+    INFO("gate " << std::string(to_string(g)));
+    SideOptions o;
+    o.gate = g;
+    check_side_gradients<R2>(o);
+  }
+  SideOptions per_channel;
+  per_channel.per_channel_gates = true;
+  check_side_gradients<R2>(per_channel);
+}
+
+TEST_CASE(
+    "LST low-rank ladders, fewer side heads, stored attention and dropped layers match finite differences") {
+  SideOptions low_rank;
+  low_rank.ladder_rank = 3;
+  check_side_gradients<R2>(low_rank);
+  SideOptions one_head;
+  one_head.heads = 1;
+  one_head.recompute_attention = false;
+  check_side_gradients<R2>(one_head);
+  check_side_gradients<LstConfig<2, KeepOddLayers, std::ratio<1, 10>, double>>(SideOptions{},
+                                                                               backbone_config(4));
+  SideOptions listed;
+  listed.layers = {2, 0};
+  check_side_gradients<LstConfig<2, ExplicitLayers, std::ratio<1, 4>, double>>(listed);  // T = 0.25
+}
+
+TEST_CASE("layer masks: the reference patterns and explicit lists") {
+  CHECK(kept_layers<KeepAllLayers>(3) == std::vector<index_t>{0, 1, 2});
+  CHECK(kept_layers<KeepOddLayers>(6) == std::vector<index_t>{1, 3, 5});
+  CHECK(kept_layers<DropEveryFourthLayer>(12) == std::vector<index_t>{1, 2, 3, 5, 6, 7, 9, 10, 11});
+  CHECK(kept_layers<KeepLastLayer>(6) == std::vector<index_t>{5});
+  CHECK(kept_layers<ExplicitLayers>(6, {4, 1, 4}) == std::vector<index_t>{1, 4});
+  CHECK_THROWS_WITH_AS(kept_layers<ExplicitLayers>(6, {6}), doctest::Contains("outside"), Error);
+  CHECK_THROWS_WITH_AS(kept_layers<KeepOddLayers>(1), doctest::Contains("keeps none"), Error);
+}
+
+TEST_CASE("a dropped layer has no ladder, gate or side block") {
+  SideNetwork<LstConfig<2, KeepLastLayer>> side(backbone_config(3), SideOptions{}, 1);
+  const auto& p = side.parameters();
+  CHECK_NOTHROW(p.find("ladders.2.weight"));
+  CHECK_NOTHROW(p.find("gates.2"));
+  CHECK_NOTHROW(p.find("blocks.2.ffn.fc1.weight"));
+  CHECK_NOTHROW(p.find("ladders.embeddings.weight"));
+  for (const char* gone : {"ladders.0.weight", "gates.1", "blocks.0.ffn.fc1.weight"})
+    CHECK_THROWS_AS(p.find(gone), Error);
+  CHECK(side.gate(0) == std::vector<double>{0.5});  // alpha = 0 at init
+}
+
+namespace {
+struct Kept {
+  std::size_t activations, taps, workspace;
+};
+/// Bytes a training-mode forward leaves behind, per category, with a side network of width 8 and FFN width
+/// 16 on a backbone of width d (r = d / 8).
+template <class Config>
+Kept kept_after_forward(index_t d, TapDtype dtype) {
+  io::BertConfig cfg = backbone_config(3);
+  cfg.hidden_size = d;
+  cfg.num_attention_heads = 4;
+  cfg.intermediate_size = 2 * d;
+  SideOptions o;
+  o.tap_dtype = dtype;
+  BertEncoder<float> backbone(cfg, false, 1);
+  SideNetwork<Config> side(cfg, o, 2);
+  REQUIRE(side.width() == 8);
+  Tensor<std::int32_t> ids = Tensor<std::int32_t>::full(Shape{4, 6}, 3);
+  Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{4, 6}, 1);
+  Tensor<float> features(Shape{4, d});
+  const auto& t = memory_tracker();
+  const Kept before{t.current(MemCategory::activations), t.current(MemCategory::taps),
+                    t.current(MemCategory::workspace)};
+  auto ctx = side.begin(4, 6, mask, Mode::training, 0);
+  {
+    Tensor<float> hidden(Shape{4, 6, d});
+    backbone.forward(ids, {}, mask, hidden, {}, Mode::inference, 0,
+                     [&](index_t l, ConstView<float> h) { side.on_tap(ctx, l, h); });
+  }
+  side.finish(ctx, features);
+  return {t.current(MemCategory::activations) - before.activations,
+          t.current(MemCategory::taps) - before.taps, t.current(MemCategory::workspace) - before.workspace};
+}
+}  // namespace
+
+TEST_CASE("no backbone activation survives the forward pass; ladder inputs are the only kept taps") {
+  for (TapDtype dtype : {TapDtype::f32, TapDtype::f16, TapDtype::bf16}) {
+    INFO("tap dtype " << std::string(to_string(dtype)));
+    // The same side network (width 8) on backbones of width 64 and 128: whatever the forward keeps, other
+    // than the ladder inputs, must not depend on the backbone's width, or a backbone tensor survived.
+    const Kept narrow = kept_after_forward<LstConfig<8>>(64, dtype);
+    const Kept wide = kept_after_forward<LstConfig<16>>(128, dtype);
+    CHECK(narrow.activations == wide.activations);
+    CHECK(narrow.workspace == 0);
+    CHECK(wide.workspace == 0);
+    // Four ladders (embeddings + 3 layers), each input (4, 6, d) stored once at 4 or 2 bytes an element.
+    const std::size_t bytes = dtype == TapDtype::f32 ? 4 : 2;
+    CHECK(narrow.taps == 4 * 4 * 6 * 64 * bytes);
+    CHECK(wide.taps == 4 * 4 * 6 * 128 * bytes);
+  }
+}
+
+TEST_CASE("ladder inputs stored as f16 or bf16 give gradients close to f32 storage") {
+  auto grads_with = [](TapDtype dtype) {
+    SideOptions o;
+    o.tap_dtype = dtype;
+    io::BertConfig cfg = backbone_config();
+    BertEncoder<float> backbone(cfg, false, 1);
+    SideNetwork<LstConfig<2>> side(cfg, o, 2);
+    Rng rng(3);
+    for (std::size_t i = 0; i < backbone.parameters().count(); ++i)
+      init::normal(backbone.parameters().value(i), rng, 0.5);
+    Tensor<std::int32_t> ids = Tensor<std::int32_t>::full(Shape{2, 4}, 5),
+                         mask = Tensor<std::int32_t>::full(Shape{2, 4}, 1);
+    auto ctx = side.begin(2, 4, mask, Mode::training, 0);
+    Tensor<float> hidden(Shape{2, 4, 8}), features(Shape{2, 8}), g = Tensor<float>::full(Shape{2, 8}, 1.0f);
+    backbone.forward(ids, {}, mask, hidden, {}, Mode::inference, 0,
+                     [&](index_t l, ConstView<float> h) { side.on_tap(ctx, l, h); });
+    side.finish(ctx, features);
+    side.backward(ctx, g, GradMode::overwrite);
+    const auto grads = side.parameters().grads();
+    return std::vector<float>(grads.data(), grads.data() + grads.numel());
+  };
+  const auto f32 = grads_with(TapDtype::f32);
+  for (TapDtype dtype : {TapDtype::f16, TapDtype::bf16}) {
+    const auto half = grads_with(dtype);
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < f32.size(); ++i) {
+      diff += double(half[i] - f32[i]) * double(half[i] - f32[i]);
+      norm += double(f32[i]) * double(f32[i]);
+    }
+    INFO(to_string(dtype) << " relative gradient error " << std::sqrt(diff / norm));
+    CHECK(std::sqrt(diff / norm) < (dtype == TapDtype::f16 ? 1e-3 : 1e-2));
+    CHECK(std::sqrt(diff / norm) > 0);  // the storage type really changed
+  }
+}
