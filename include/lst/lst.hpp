@@ -51,3 +51,8 @@
 
 #include "models/bert_classifier.hpp"
 #include "models/bert_encoder.hpp"
+#include "models/bert_lst.hpp"
+#include "side/ladder.hpp"
+#include "side/layer_mask.hpp"
+#include "side/lst_config.hpp"
+#include "side/side_network.hpp"
