@@ -29,6 +29,8 @@ struct Options {
   // --method lst
   int reduction = 8;
   std::string keep_layers = "all", gate = "before", tap_dtype = "f32";
+  std::string side_init = "magnitude", prune_selection = "consistent";
+  std::size_t fisher_examples = 1024;
   SideOptions side;
 };
 
@@ -54,10 +56,19 @@ std::vector<index_t> parse_layer_list(const std::string& text) {
 /// layer patterns; anything else is an error naming the choices.
 template <int R>
 std::unique_ptr<TaskModel> make_lst_with_r(const Options& o, const io::BertConfig& cfg,
-                                           const io::SafetensorsFile& weights, index_t outputs) {
+                                           const io::SafetensorsFile& weights, index_t outputs,
+                                           const std::vector<EncodedExample>& train) {
   const auto make = [&](auto config, SideOptions side) -> std::unique_ptr<TaskModel> {
     using Config = decltype(config);
-    return std::make_unique<BertLadderSideTuning<Config>>(cfg, weights, outputs, side, o.train.seed);
+    auto model = std::make_unique<BertLadderSideTuning<Config>>(cfg, weights, outputs, side, o.train.seed);
+    const auto start = std::chrono::steady_clock::now();
+    model->initialize_side(side_init_from_name(o.side_init),
+                           init::prune_selection_from_name(o.prune_selection), weights, train,
+                           o.fisher_examples, o.train.seed);
+    std::fprintf(stderr, "lst-finetune: side network %s, init %s (%s), %.1f s\n",
+                 model->side().describe().c_str(), o.side_init.c_str(), o.prune_selection.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return model;
   };
   SideOptions side = o.side;
   side.gate = gate_mode_from_name(o.gate);
@@ -89,18 +100,19 @@ bool lower_case_of(const std::string& model_dir) {
 }
 
 std::unique_ptr<TaskModel> make_model(const Options& o, const io::BertConfig& cfg,
-                                      const io::SafetensorsFile& weights, index_t outputs) {
+                                      const io::SafetensorsFile& weights, index_t outputs,
+                                      const std::vector<EncodedExample>& train) {
   if (o.method == "full") return std::make_unique<BertFullFineTuning>(cfg, weights, outputs, o.train.seed);
   if (o.method == "lst") {
     switch (o.reduction) {
       case 2:
-        return make_lst_with_r<2>(o, cfg, weights, outputs);
+        return make_lst_with_r<2>(o, cfg, weights, outputs, train);
       case 4:
-        return make_lst_with_r<4>(o, cfg, weights, outputs);
+        return make_lst_with_r<4>(o, cfg, weights, outputs, train);
       case 8:
-        return make_lst_with_r<8>(o, cfg, weights, outputs);
+        return make_lst_with_r<8>(o, cfg, weights, outputs, train);
       case 16:
-        return make_lst_with_r<16>(o, cfg, weights, outputs);
+        return make_lst_with_r<16>(o, cfg, weights, outputs, train);
       default:
         throw Error("--r " + std::to_string(o.reduction) + " is not one of 2, 4, 8, 16");
     }
@@ -135,7 +147,7 @@ int run(const Options& o) {
                train.size(), dev.size(), o.data_dir.c_str());
 
   const index_t outputs = layout.num_labels > 0 ? layout.num_labels : 1;
-  const std::unique_ptr<TaskModel> model = make_model(o, cfg, weights, outputs);
+  const std::unique_ptr<TaskModel> model = make_model(o, cfg, weights, outputs, train);
   index_t trainable = 0;
   for (auto* g : model->trainable()) trainable += g->parameter_count();
   std::fprintf(stderr, "lst-finetune: method %s, %lld trainable of %lld parameters (%.2f%%)\n",
@@ -248,6 +260,17 @@ int main(int argc, char** argv) {
   app.add_flag(
          "--store-side-attention", [&](std::int64_t) { o.side.recompute_attention = false; },
          "keep the side attention probabilities instead of recomputing them in backward")
+      ->group(lst);
+  app.add_option("--init", o.side_init,
+                 "side blocks from the backbone by magnitude or fisher pruning, or random")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--prune-selection", o.prune_selection,
+                 "consistent (one residual set, head-aware) or reference (the paper's code)")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--fisher-examples", o.fisher_examples, "training examples (batch 1) for Fisher importance")
+      ->capture_default_str()
       ->group(lst);
   app.add_option("--side-dropout", o.side.dropout, "dropout in the side network")
       ->capture_default_str()

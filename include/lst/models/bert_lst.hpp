@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../init/structural_pruning.hpp"
 #include "../nn/task_head.hpp"
 #include "../side/side_network.hpp"
 #include "../train/task_model.hpp"
@@ -16,6 +17,35 @@
 #include "bert_encoder.hpp"
 
 LST_NAMESPACE_BEGIN
+
+/// How the side blocks start (section 2.3): random, or pruned from the backbone by weight magnitude or by
+/// empirical Fisher information.
+enum class SideInit { random, magnitude, fisher };
+inline SideInit side_init_from_name(const std::string& name) {
+  if (name == "random") return SideInit::random;
+  if (name == "magnitude") return SideInit::magnitude;
+  if (name == "fisher") return SideInit::fisher;
+  detail::raise<Error>("side init '", name, "' is not one of random, magnitude, fisher");
+}
+
+/// Empirical Fisher information of every backbone weight: the sum, over the first `count` examples taken one
+/// at a time (batch 1, as the reference), of the squared gradient of the task loss of a fully trainable copy
+/// of the backbone with a fresh task head. Laid out as the backbone's parameter arena (offsets alike).
+inline Tensor<float> fisher_information(const io::BertConfig& cfg, const io::SafetensorsFile& weights,
+                                        index_t outputs, const std::vector<EncodedExample>& examples,
+                                        std::size_t count, std::uint64_t seed) {
+  LST_CHECK(!examples.empty() && count > 0, "Fisher information needs training examples");
+  BertFullFineTuning model(cfg, weights, outputs, seed);
+  const ParameterArena<float>& arena = *model.trainable()[0];
+  Tensor<float> fisher = Tensor<float>::zeros(Shape{arena.size()}, MemCategory::workspace);
+  const TensorView<float> g = arena.grads();
+  for (std::size_t i = 0; i < std::min(count, examples.size()); ++i) {
+    const std::uint32_t row = std::uint32_t(i);
+    model.train_step(make_batch(examples, &row, 1), i);
+    fisher += g * g;
+  }
+  return fisher;
+}
 
 template <class Config>
 class BertLadderSideTuning final : public TaskModel {
@@ -31,6 +61,29 @@ class BertLadderSideTuning final : public TaskModel {
                mix64(seed + 0x1000)),
         m_fingerprint(backbone_fingerprint(cfg, weights)) {
     m_backbone.load(weights);
+  }
+
+  /// Re-initialises the side blocks: random (as constructed), or structurally pruned from the backbone with
+  /// magnitude or Fisher importance (`examples` and `fisher_examples` for the latter). Returns the
+  /// selections.
+  std::vector<init::BlockSelection> initialize_side(SideInit kind, init::PruneSelection selection,
+                                                    const io::SafetensorsFile& weights,
+                                                    const std::vector<EncodedExample>& examples,
+                                                    std::size_t fisher_examples, std::uint64_t seed) {
+    if (kind == SideInit::random) return {};
+    const ParameterArena<float>& arena = m_backbone.parameters();
+    Tensor<float> fisher;
+    if (kind == SideInit::fisher)
+      fisher = fisher_information(m_backbone.config(), weights, outputs(), examples, fisher_examples, seed);
+    const auto weight = [&arena](const std::string& n) -> ConstView<float> { return arena.find(n).value(); };
+    const auto importance = [&](const std::string& n) -> ConstView<float> {
+      if (kind == SideInit::magnitude) return arena.find(n).value();  // row / column L1 take |W|
+      const auto p = arena.find(n);
+      const index_t offset = index_t(p.value().data() - arena.values().data());
+      return ConstView<float>(fisher.data() + offset, p.value().shape());
+    };
+    return init::prune_into(m_side, init::PruneSource{weight, importance},
+                            m_backbone.config().num_attention_heads, selection);
   }
 
   std::string method() const override { return "lst"; }
