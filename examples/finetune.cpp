@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,7 @@ struct Options {
   std::string keep_layers = "all", gate = "before", tap_dtype = "f32";
   std::string side_init = "magnitude", prune_selection = "consistent";
   std::size_t fisher_examples = 1024;
+  std::string cache_taps = "off", tap_cache_file;
   SideOptions side;
 };
 
@@ -68,6 +70,20 @@ std::unique_ptr<TaskModel> make_lst_with_r(const Options& o, const io::BertConfi
     std::fprintf(stderr, "lst-finetune: side network %s, init %s (%s), %.1f s\n",
                  model->side().describe().c_str(), o.side_init.c_str(), o.prune_selection.c_str(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (o.cache_taps != "off") {
+      if (o.cache_taps != "ram" && o.cache_taps != "disk")
+        throw Error("--cache-taps '" + o.cache_taps + "' is not one of off, ram, disk");
+      const bool disk = o.cache_taps == "disk";
+      const std::string path = o.tap_cache_file.empty() ? o.out_dir + "/taps.cache" : o.tap_cache_file;
+      if (disk) std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+      const TapCache& cache =
+          model->enable_tap_cache(train, disk ? TapCache::Storage::disk : TapCache::Storage::ram, path);
+      std::fprintf(stderr, "lst-finetune: tap cache in %s, %.1f MiB%s\n", disk ? path.c_str() : "RAM",
+                   double(cache.bytes()) / 1048576.0,
+                   cache.reused() ? ", reused (its key matches)"
+                   : disk         ? ", built during the first epoch"
+                                  : "");
+    }
     return model;
   };
   SideOptions side = o.side;
@@ -271,6 +287,12 @@ int main(int argc, char** argv) {
       ->group(lst);
   app.add_option("--fisher-examples", o.fisher_examples, "training examples (batch 1) for Fisher importance")
       ->capture_default_str()
+      ->group(lst);
+  app.add_option("--cache-taps", o.cache_taps,
+                 "store the ladder inputs in epoch 1 and skip the backbone afterwards: off, ram, disk")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--tap-cache-file", o.tap_cache_file, "the --cache-taps disk file (default OUT/taps.cache)")
       ->group(lst);
   app.add_option("--side-dropout", o.side.dropout, "dropout in the side network")
       ->capture_default_str()

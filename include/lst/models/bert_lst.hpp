@@ -12,6 +12,7 @@
 #include "../init/structural_pruning.hpp"
 #include "../nn/task_head.hpp"
 #include "../side/side_network.hpp"
+#include "../side/tap_cache.hpp"
 #include "../train/task_model.hpp"
 #include "bert_classifier.hpp"
 #include "bert_encoder.hpp"
@@ -103,14 +104,67 @@ class BertLadderSideTuning final : public TaskModel {
   SideNetwork<Config>& side() { return m_side; }
   const TaskHead<T>& head() const { return m_head; }
 
-  /// features (B, d): the side network's output for a batch, running the backbone once, in inference mode.
+  /// Caches the ladder inputs of `train`'s examples (section "tap caching" of README): the first epoch fills
+  /// the cache, later batches drawn from `train` skip the backbone. `path` is the file for Storage::disk.
+  /// Returns the cache (to report whether a file was reused).
+  const TapCache& enable_tap_cache(const std::vector<EncodedExample>& train, TapCache::Storage storage,
+                                   const std::string& path = {}) {
+    std::vector<std::uint32_t> lengths;
+    for (const auto& e : train) lengths.push_back(std::uint32_t(e.ids.size()));
+    const auto taps = m_side.read_taps();
+    const TapDtype dtype = m_side.options().tap_dtype;
+    m_cache =
+        std::make_unique<TapCache>(std::move(lengths), taps, m_backbone.config().hidden_size, dtype,
+                                   TapCache::make_key(m_fingerprint, train, taps, dtype), storage, path);
+    m_cached_set = &train;
+    return *m_cache;
+  }
+  const TapCache* tap_cache() const { return m_cache.get(); }
+  /// Batches fed from the cache, and batches that ran the backbone, since construction.
+  long cached_batches() const { return m_cached_batches; }
+  long backbone_batches() const { return m_backbone_batches; }
+
+  /// features (B, d): the side network's output for a batch, running the backbone once, in inference mode
+  /// (or not at all, when every example's states are cached).
   typename SideNetwork<Config>::Context features(const Batch& batch, TensorView<T> out, Mode mode,
-                                                 std::uint64_t step) const {
-    const index_t B = batch.size(), Tn = batch.length();
+                                                 std::uint64_t step) {
+    const index_t B = batch.size(), Tn = batch.length(), d = m_backbone.config().hidden_size;
     auto ctx = m_side.begin(B, Tn, batch.mask, mode, step);
-    Tensor<T> hidden(Shape{B, Tn, m_backbone.config().hidden_size});
-    m_backbone.forward(batch.ids, batch.token_types, batch.mask, hidden, {}, Mode::inference, 0,
-                       [&](index_t layer, ConstView<T> h) { m_side.on_tap(ctx, layer, h); });
+    const bool cacheable = m_cache && batch.source == m_cached_set && batch.rows.size() == std::size_t(B);
+    bool all_cached = cacheable;
+    for (std::size_t i = 0; all_cached && i < batch.rows.size(); ++i)
+      all_cached = m_cache->filled(batch.rows[i]);
+    if (all_cached) {  // the backbone is not run at all
+      ++m_cached_batches;
+      Tensor<T> state = Tensor<T>::zeros(Shape{B, Tn, d});  // padding positions stay 0: nothing reads them
+      const auto& taps = m_cache->taps();
+      for (index_t tap = 0; tap <= m_backbone.config().num_hidden_layers; ++tap) {
+        const index_t slot = m_cache->slot(tap);
+        if (slot < 0) {
+          if (tap > 0) m_side.on_tap(ctx, tap, ConstView<T>());  // a block without ladder input, or skipped
+          continue;
+        }
+        for (index_t b = 0; b < B; ++b)
+          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + b * Tn * d);
+        m_side.on_tap(ctx, tap, state);
+      }
+      (void)taps;
+    } else {
+      ++m_backbone_batches;
+      Tensor<T> hidden(Shape{B, Tn, d});
+      m_backbone.forward(batch.ids, batch.token_types, batch.mask, hidden, {}, Mode::inference, 0,
+                         [&](index_t layer, ConstView<T> h) {
+                           if (cacheable) {
+                             const index_t slot = m_cache->slot(layer);
+                             if (slot >= 0)
+                               for (index_t b = 0; b < B; ++b)
+                                 m_cache->store(batch.rows[std::size_t(b)], slot, h.data() + b * Tn * d);
+                           }
+                           m_side.on_tap(ctx, layer, h);
+                         });
+      if (cacheable)
+        for (std::uint32_t row : batch.rows) m_cache->mark_filled(row);
+    }
     m_side.finish(ctx, out);
     return ctx;
   }
@@ -138,6 +192,9 @@ class BertLadderSideTuning final : public TaskModel {
   SideNetwork<Config> m_side;
   TaskHead<T> m_head;
   std::string m_fingerprint;
+  std::unique_ptr<TapCache> m_cache;
+  const std::vector<EncodedExample>* m_cached_set = nullptr;
+  long m_cached_batches = 0, m_backbone_batches = 0;
 };
 
 LST_NAMESPACE_END

@@ -55,7 +55,8 @@ class SideNetwork {
     typename LayerNorm<T, Backend>::Context final_norm;
     typename Dropout<T, Backend>::Context final_dropout;
     typename Linear<T, Backend>::Context up;
-    index_t taps_seen = 0;
+    index_t taps_seen = 0;  // the next state index that may arrive
+    index_t events = 0;     // states consumed: the embeddings and each kept layer
   };
 
   /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
@@ -111,6 +112,14 @@ class SideNetwork {
   index_t output_width() const { return m_backbone.hidden_size; }
   const std::vector<index_t>& kept() const { return m_kept; }
   const std::vector<EncoderLayer<T, Backend>>& blocks() const { return m_blocks; }
+  /// The backbone states whose values the network reads: 0 (the embeddings) and, unless the gate is none,
+  /// l + 1 for each kept layer l. What a tap cache must hold.
+  std::vector<index_t> read_taps() const {
+    std::vector<index_t> taps = {0};
+    if (m_options.gate != GateMode::none)
+      for (index_t l : m_kept) taps.push_back(l + 1);
+    return taps;
+  }
   /// The gate value(s) mu = sigmoid(alpha / T) of kept layer slot i.
   std::vector<double> gate(std::size_t i) const {
     std::vector<double> mu;
@@ -165,14 +174,20 @@ class SideNetwork {
 
   /// The backbone's tap: state `index` (0 = embeddings, i + 1 = output of layer i) as (B, T, d). Consumed
   /// now; nothing of `hidden` but the ladder input is kept.
+  ///
+  /// States the network does not read (dropped layers) may be skipped; a state it runs a block at but reads
+  /// no ladder from (GateMode::none) may be an empty view. States must arrive in increasing order.
   void on_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden) const {
-    LST_CHECK(index == ctx.taps_seen, "side network: backbone state ", index, " arrived, expected ",
-              ctx.taps_seen);
-    ++ctx.taps_seen;
+    LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
+              "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
+    ctx.taps_seen = index + 1;
+    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0) return;  // a dropped layer
+    ++ctx.events;
     const index_t d = m_backbone.hidden_size;
-    LST_CHECK_SHAPE(hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}), "side network: backbone state ",
-                    index, " has shape ", hidden.shape(), ", expected (", ctx.shape[0], ", ", ctx.shape[1],
-                    ", ", d, ")");
+    LST_CHECK_SHAPE((hidden.empty() && index > 0 && m_options.gate == GateMode::none) ||
+                        hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}),
+                    "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
+                    ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
     if (index == 0) {  // s = down_0(dropout(h_0)); the ladder saves the dropped state its gradient needs
       Tensor<T, Backend> dropped(hidden.shape());
       ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
@@ -186,8 +201,8 @@ class SideNetwork {
 
   /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state.
   void finish(Context& ctx, TensorView<T, Backend> features) const {
-    LST_CHECK(ctx.taps_seen == m_backbone.num_hidden_layers + 1, "side network: finish() after ",
-              ctx.taps_seen, " backbone states, expected ", m_backbone.num_hidden_layers + 1);
+    LST_CHECK(ctx.events == index_t(m_kept.size()) + 1, "side network: finish() after ", ctx.events,
+              " of the ", m_kept.size() + 1, " backbone states it reads (embeddings and kept layers)");
     const index_t B = ctx.shape[0], Tn = ctx.shape[1];
     LST_CHECK_SHAPE(features.shape() == (Shape{B, m_backbone.hidden_size}),
                     "side network: features have shape ", features.shape(), ", expected (", B, ", ",

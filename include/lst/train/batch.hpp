@@ -44,10 +44,12 @@ std::vector<EncodedExample> encode_glue(const Tokenizer& tokenizer, const io::Gl
 /// One padded batch. ids, token types and mask are (B, T) with T the longest example of the batch;
 /// padding has id `pad_id`, type 0 and mask 0.
 struct Batch {
-  Tensor<std::int32_t> ids, token_types, mask;  // (B, T)
-  Tensor<std::int32_t> labels;                  // (B) class indices (-1 for regression tasks)
-  Tensor<float> scores;                         // (B) regression targets
-  index_t real_tokens = 0;                      // mask ones: the tokens that count for tokens/s
+  Tensor<std::int32_t> ids, token_types, mask;          // (B, T)
+  Tensor<std::int32_t> labels;                          // (B) class indices (-1 for regression tasks)
+  Tensor<float> scores;                                 // (B) regression targets
+  index_t real_tokens = 0;                              // mask ones: the tokens that count for tokens/s
+  std::vector<std::uint32_t> rows;                      // the examples' indices in `source`
+  const std::vector<EncodedExample>* source = nullptr;  // the example set the batch was drawn from
   index_t size() const { return ids.dim(0); }
   index_t length() const { return ids.dim(1); }
 };
@@ -81,6 +83,8 @@ inline Batch make_batch(const std::vector<EncodedExample>& examples, const std::
     b.scores.data()[r] = e.score;
     b.real_tokens += index_t(e.ids.size());
   }
+  b.rows.assign(rows, rows + n);
+  b.source = &examples;
   return b;
 }
 

@@ -160,6 +160,7 @@ class Trainer {
 
     while (step < m_total) {
       const long epoch = step / m_steps_per_epoch;
+      const double epoch_start_seconds = r.train_seconds;
       const auto batches = epoch_batches(m_lengths, std::size_t(m_cfg.batch_size), m_cfg.seed,
                                          std::uint64_t(epoch), m_cfg.group_by_length);
       for (long pos = step % m_steps_per_epoch; pos < m_steps_per_epoch && step < m_total; ++pos) {
@@ -224,7 +225,8 @@ class Trainer {
                             {"step", step},
                             {"epoch", double(step) / double(m_steps_per_epoch)},
                             {"dev", to_json(r.last)},
-                            {"best", improved}};
+                            {"best", improved},
+                            {"epoch_train_seconds", r.train_seconds - epoch_start_seconds}};
       log(rec);
       if (m_cfg.progress) {
         std::fprintf(stderr, "epoch %.2f: dev", double(step) / double(m_steps_per_epoch));
