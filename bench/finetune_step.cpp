@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,9 @@ int main(int argc, char** argv) {
   const char* home = std::getenv("HOME");
   std::string dir = env ? env : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
   index_t B = 32, T = 128;
-  int reps = 5;
+  int reps = 5, r = 8;
+  std::string method = "full", tap_dtype = "f32";
+  index_t side_heads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--model"))
       dir = argv[i + 1];
@@ -46,11 +49,36 @@ int main(int argc, char** argv) {
       T = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--reps"))
       reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--method"))
+      method = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--r"))
+      r = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--side-heads"))
+      side_heads = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--tap-dtype"))
+      tap_dtype = argv[i + 1];
   }
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
-    const io::SafetensorsFile weights(dir + "/model.safetensors");
-    BertFullFineTuning model(cfg, weights, 2, 42);
+    SideOptions side;
+    side.heads = side_heads;
+    side.tap_dtype = tap_dtype_from_name(tap_dtype);
+    std::unique_ptr<TaskModel> owned;
+    {  // the mapped checkpoint is released once loaded: its pages would otherwise stay in the RSS
+      const io::SafetensorsFile weights(dir + "/model.safetensors");
+      if (method == "full")
+        owned = std::make_unique<BertFullFineTuning>(cfg, weights, 2, 42);
+      else if (method == "lst" && r == 8)
+        owned = std::make_unique<BertLadderSideTuning<LstConfig<8>>>(cfg, weights, 2, side, 42);
+      else if (method == "lst" && r == 4)
+        owned = std::make_unique<BertLadderSideTuning<LstConfig<4>>>(cfg, weights, 2, side, 42);
+      else if (method == "lst" && r == 2)
+        owned = std::make_unique<BertLadderSideTuning<LstConfig<2>>>(cfg, weights, 2, side, 42);
+      else
+        throw Error("--method " + method + " --r " + std::to_string(r) +
+                    ": expected full, or lst with r 2, 4, 8");
+    }
+    TaskModel& model = *owned;
     AdamW<float> opt_encoder(*model.trainable()[0]), opt_head(*model.trainable()[1]);
     const double rss_loaded = rss_mib("VmRSS:");
     // The same deterministic ids and labels as bench/finetune_step.py.
@@ -67,22 +95,24 @@ int main(int argc, char** argv) {
     const Batch batch = make_batch(examples, rows.data(), rows.size());
     std::vector<double> times, losses;
     memory_tracker().reset_peaks();
-    for (int r = 0; r <= reps; ++r) {  // update 0 is the warm-up
+    for (int rep = 0; rep <= reps; ++rep) {  // update 0 is the warm-up
       const auto t0 = std::chrono::steady_clock::now();
-      losses.push_back(model.train_step(batch, std::uint64_t(r)));
+      losses.push_back(model.train_step(batch, std::uint64_t(rep)));
       clip_grad_norm(model.trainable(), 1.0);
       opt_encoder.step(2e-5);
       opt_head.step(2e-5);
-      if (r > 0)
+      if (rep > 0)
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(times.begin(), times.end());
     const double s = times[times.size() / 2];
     std::printf(
-        "{\"impl\": \"lst\", \"threads\": 1, \"batch\": %lld, \"seq\": %lld, \"step_seconds\": %.4f, "
+        "{\"impl\": \"lst\", \"method\": \"%s\", \"r\": %d, \"threads\": 1, \"batch\": %lld, \"seq\": %lld, "
+        "\"step_seconds\": %.4f, "
         "\"tokens_per_s\": %.1f, \"rss_loaded_mib\": %.1f, \"peak_rss_mib\": %.1f, "
         "\"first_loss\": %.6f",
-        (long long)B, (long long)T, s, double(B * T) / s, rss_loaded, rss_mib("VmHWM:"), losses[0]);
+        method.c_str(), method == "lst" ? r : 0, (long long)B, (long long)T, s, double(B * T) / s, rss_loaded,
+        rss_mib("VmHWM:"), losses[0]);
     for (int c = 0; c < num_mem_categories; ++c)
       std::printf(", \"tracker_%s_mib\": %.1f", to_string(static_cast<MemCategory>(c)),
                   memory_tracker().peak(static_cast<MemCategory>(c)) / 1048576.0);

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# One full-fine-tuning update (forward, backward, clipping, AdamW) on the real checkpoint, lst against PyTorch
-# on the same ids, labels and shapes, in one run:
-#   bench/finetune_step.sh [--batch 32] [--seq 128] [--reps 5]
-# Needs the checkpoint (scripts/fetch-model.py) and, for the peer, Debian's python3-torch with
-# libopenblas0-pthread and transformers in $LST_HF_SITE (default /tmp/hfsite; see scripts/hf_reference.py).
+# One training update at batch 32, sequence 128 on the real checkpoint, in one run: lst full fine-tuning and lst
+# LST (r = 8), each against PyTorch doing the same update on the same ids and labels (bench/finetune_step.py:
+# Hugging Face BertModel, and the reference LST built from its BertLayer), on 1 and 2 threads.
+#   bench/finetune_step.sh [--reps 5] [--batch 32] [--seq 128]
+# Each configuration runs in its own process, so its peak RSS is its own. Needs the checkpoint
+# (scripts/fetch-model.py) and, for the peer, Debian's python3-torch with libopenblas0-pthread and
+# transformers in $LST_HF_SITE (default /tmp/hfsite; see scripts/hf_reference.py). OPENBLAS_NUM_THREADS is
+# set to the peer's thread count: OpenBLAS's own thread pool otherwise oversubscribes the cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
@@ -12,17 +15,37 @@ LST_MODEL_DIR="${LST_MODEL_DIR:-$(python3 "$ROOT/scripts/fetch-model.py" | tail 
 export LST_MODEL_DIR
 cmake -S "$ROOT" -B "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release -DLST_BUILD_BENCH=ON >&2
 cmake --build "$ROOT/build/release" --target bench_finetune_step -j "$(nproc 2>/dev/null || echo 2)" >&2
-lst=$("$ROOT/build/release/bench/bench_finetune_step" "$@")
-echo "$lst"
-for threads in 1 2; do
-  peer=$(PYTHONPATH="${LST_HF_SITE:-/tmp/hfsite}" /usr/bin/python3 "$ROOT/bench/finetune_step.py" --threads "$threads" "$@" 2>/dev/null)
-  echo "$peer"
-  python3 - "$lst" "$peer" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-over = lambda r: r['peak_rss_mib'] - r['rss_loaded_mib']
-print(f"lst (1 thread) / {b['impl']} ({b['threads']} threads): step {b['step_seconds'] / a['step_seconds']:.2f}x faster "
-      f"({a['step_seconds']:.2f} vs {b['step_seconds']:.2f} s), peak RSS {a['peak_rss_mib']:.0f} vs {b['peak_rss_mib']:.0f} MiB "
-      f"(training on top of the loaded model: {over(a):.0f} vs {over(b):.0f} MiB)")
-PY
+results=()
+for method in full lst; do
+  ours=$("$ROOT/build/release/bench/bench_finetune_step" --method "$method" --r 8 "$@")
+  echo "$ours"
+  results+=("$ours")
+  for threads in 1 2; do
+    peer=$(OPENBLAS_NUM_THREADS="$threads" PYTHONPATH="${LST_HF_SITE:-/tmp/hfsite}" /usr/bin/python3 \
+      "$ROOT/bench/finetune_step.py" --method "$method" --r 8 --threads "$threads" "$@" 2>/dev/null)
+    echo "$peer"
+    results+=("$peer")
+  done
 done
+python3 - "${results[@]}" <<'PY'
+import json, sys
+rows = [json.loads(r) for r in sys.argv[1:]]
+over = lambda r: r['peak_rss_mib'] - r['rss_loaded_mib']
+lst_full = next(r for r in rows if r['impl'] == 'lst' and r['method'] == 'full')
+print("| impl | method | threads | step s | tokens/s | peak RSS MiB | RSS after load | training overhead MiB | tracker peak MiB |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['impl']} | {r['method']}{' r=' + str(r['r']) if r['method'] == 'lst' else ''} | {r['threads']} "
+          f"| {r['step_seconds']:.2f} | {r['tokens_per_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_loaded_mib']:.0f} "
+          f"| {over(r):.0f} | {r.get('tracker_total_mib', float('nan')):.0f} |")
+for method in ('full', 'lst'):
+    ours = next(r for r in rows if r['impl'] == 'lst' and r['method'] == method)
+    for r in rows:
+        if r['impl'] != 'lst' and r['method'] == method:
+            print(f"{method}: lst (1 thread) vs {r['impl']} ({r['threads']} threads): step {r['step_seconds'] / ours['step_seconds']:.2f}x "
+                  f"faster, training overhead {over(ours) / over(r):.2f}x of the peer's")
+lst = next(r for r in rows if r['impl'] == 'lst' and r['method'] == 'lst')
+print(f"lst LST / lst full: step time {lst['step_seconds'] / lst_full['step_seconds']:.2f}x, "
+      f"tracker peak {lst['tracker_total_mib'] / lst_full['tracker_total_mib']:.2f}x, "
+      f"peak RSS {lst['peak_rss_mib'] / lst_full['peak_rss_mib']:.2f}x")
+PY

@@ -15,7 +15,7 @@ cmake --build "$ROOT/build/release" --target bench_bert_inference -j "$(nproc 2>
 lst=$("$ROOT/build/release/bench/bench_bert_inference" "$@")
 echo "$lst"
 for threads in 1 2; do
-  peer=$(PYTHONPATH="${LST_HF_SITE:-/tmp/hfsite}" /usr/bin/python3 "$ROOT/scripts/bench_bert.py" --threads "$threads" "$@" 2>/dev/null)
+  peer=$(OPENBLAS_NUM_THREADS="$threads" PYTHONPATH="${LST_HF_SITE:-/tmp/hfsite}" /usr/bin/python3 "$ROOT/scripts/bench_bert.py" --threads "$threads" "$@" 2>/dev/null)
   echo "$peer"
   python3 - "$lst" "$peer" <<'PY'
 import json, sys
