@@ -147,7 +147,7 @@ int run(const Options& o) {
   const io::GlueTask task = io::glue_task_from_name(o.task);
   const io::GlueLayout layout = io::glue_layout(task);
   const io::BertConfig cfg = io::load_bert_config(o.model_dir + "/config.json");
-  const io::SafetensorsFile weights(o.model_dir + "/model.safetensors");
+  auto weights = std::make_unique<io::SafetensorsFile>(o.model_dir + "/model.safetensors");
   const auto tokenizer =
       io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lower_case_of(o.model_dir));
   LST_CHECK(o.max_seq_len >= 3 && index_t(o.max_seq_len) <= cfg.max_position_embeddings, "--max-seq-len ",
@@ -163,7 +163,8 @@ int run(const Options& o) {
                train.size(), dev.size(), o.data_dir.c_str());
 
   const index_t outputs = layout.num_labels > 0 ? layout.num_labels : 1;
-  const std::unique_ptr<TaskModel> model = make_model(o, cfg, weights, outputs, train);
+  const std::unique_ptr<TaskModel> model = make_model(o, cfg, *weights, outputs, train);
+  weights.reset();  // loaded: unmapping the file keeps its pages out of the process's resident set
   index_t trainable = 0;
   for (auto* g : model->trainable()) trainable += g->parameter_count();
   std::fprintf(stderr, "lst-finetune: method %s, %lld trainable of %lld parameters (%.2f%%)\n",

@@ -76,6 +76,33 @@ TEST_CASE("lst-finetune trains, reports, writes metrics.json and resumes a finis
   CHECK(m2.at("dev").at("accuracy") == m.at("dev").at("accuracy"));
 }
 
+TEST_CASE(
+    "lst-finetune --method lst trains the side network with a disk tap cache that a second run reuses") {
+  lst_test::TempDir dir("finetune_lst");
+  lst_test::write_tiny_model_dir(dir / "model");
+  write_tiny_sst2(dir / "glue");
+  const std::string base = "--model " + (dir / "model") + " --task sst2 --data " + (dir / "glue") +
+                           " --epochs 2 --batch-size 4 --max-seq-len 12 --no-progress --method lst"
+                           " --init magnitude --cache-taps disk --tap-dtype f16 --tap-cache-file " +
+                           (dir / "taps.cache");
+  const std::string args = base + " --r 2";
+  Result r = run("lst-finetune", args + " --out " + (dir / "a"), dir.path.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("built during the first epoch") != std::string::npos);
+  std::ifstream in(dir / "a/metrics.json");
+  const auto m = nlohmann::json::parse(in);
+  CHECK(m.at("method") == "lst");
+  CHECK(m.at("trainable_parameters").get<double>() < m.at("total_parameters").get<double>());
+  CHECK(m.at("peak_bytes").at("gradients").get<double>() < m.at("peak_bytes").at("weights").get<double>());
+  r = run("lst-finetune", args + " --out " + (dir / "b"), dir.path.string());  // another run, same data
+  CHECK(r.status == 0);
+  CHECK(r.output.find("reused (its key matches)") != std::string::npos);
+  r = run("lst-finetune", base + " --out " + (dir / "c") + " --r 3", dir.path.string());
+  CHECK(r.status == 1);
+  CHECK(r.output.find("is not one of 2, 4, 8, 16") != std::string::npos);
+}
+
 TEST_CASE("lst-finetune refuses bad input with exit status 1 and a message naming what is wrong") {
   lst_test::TempDir dir("finetune_bad");
   lst_test::write_tiny_model_dir(dir / "model");
