@@ -18,6 +18,8 @@
 #include <lst/lst.hpp>
 #include <nlohmann/json.hpp>
 
+#include "model_factory.hpp"
+
 namespace {
 
 using namespace lst;
@@ -36,104 +38,42 @@ struct Options {
   SideOptions side;
 };
 
-/// The layer list of --keep-layers "1,3,5".
-std::vector<index_t> parse_layer_list(const std::string& text) {
-  std::vector<index_t> out;
-  std::size_t from = 0;
-  while (from <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', from), text.size());
-    const std::string item = text.substr(from, comma - from);
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0)
-      throw Error("--keep-layers '" + text + "': '" + item +
-                  "' is not a layer index (expected all, odd, drop-0-4-8, last, or a list like 1,3,5)");
-    out.push_back(v);
-    from = comma + 1;
+/// The method's model, then LST's side initialisation and tap cache.
+std::unique_ptr<TaskModel> build_model(const Options& o, const io::BertConfig& cfg,
+                                       const io::SafetensorsFile& weights, index_t outputs,
+                                       const std::vector<EncodedExample>& train) {
+  lst_programs::MethodOptions m;
+  m.method = o.method;
+  m.reduction = o.reduction;
+  m.keep_layers = o.keep_layers;
+  m.gate = o.gate;
+  m.tap_dtype = o.tap_dtype;
+  m.side = o.side;
+  m.seed = o.train.seed;
+  std::unique_ptr<TaskModel> model = lst_programs::make_model(m, cfg, weights, outputs);
+  auto* lst = dynamic_cast<LstTaskModel*>(model.get());
+  if (!lst) return model;
+  const auto start = std::chrono::steady_clock::now();
+  lst->initialize_side(side_init_from_name(o.side_init), init::prune_selection_from_name(o.prune_selection),
+                       weights, train, o.fisher_examples, o.train.seed);
+  std::fprintf(stderr, "lst-finetune: side network %s, init %s (%s), %.1f s\n", lst->describe().c_str(),
+               o.side_init.c_str(), o.prune_selection.c_str(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (o.cache_taps != "off") {
+    if (o.cache_taps != "ram" && o.cache_taps != "disk")
+      throw Error("--cache-taps '" + o.cache_taps + "' is not one of off, ram, disk");
+    const bool disk = o.cache_taps == "disk";
+    const std::string path = o.tap_cache_file.empty() ? o.out_dir + "/taps.cache" : o.tap_cache_file;
+    if (disk) std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    const TapCache& cache =
+        lst->enable_tap_cache(train, disk ? TapCache::Storage::disk : TapCache::Storage::ram, path);
+    std::fprintf(stderr, "lst-finetune: tap cache in %s, %.1f MiB%s\n", disk ? path.c_str() : "RAM",
+                 double(cache.bytes()) / 1048576.0,
+                 cache.reused() ? ", reused (its key matches)"
+                 : disk         ? ", built during the first epoch"
+                                : "");
   }
-  return out;
-}
-
-/// LST's templates reached from run-time flags: one dispatch over the closed set r in {2, 4, 8, 16} x the
-/// layer patterns; anything else is an error naming the choices.
-template <int R>
-std::unique_ptr<TaskModel> make_lst_with_r(const Options& o, const io::BertConfig& cfg,
-                                           const io::SafetensorsFile& weights, index_t outputs,
-                                           const std::vector<EncodedExample>& train) {
-  const auto make = [&](auto config, SideOptions side) -> std::unique_ptr<TaskModel> {
-    using Config = decltype(config);
-    auto model = std::make_unique<BertLadderSideTuning<Config>>(cfg, weights, outputs, side, o.train.seed);
-    const auto start = std::chrono::steady_clock::now();
-    model->initialize_side(side_init_from_name(o.side_init),
-                           init::prune_selection_from_name(o.prune_selection), weights, train,
-                           o.fisher_examples, o.train.seed);
-    std::fprintf(stderr, "lst-finetune: side network %s, init %s (%s), %.1f s\n",
-                 model->side().describe().c_str(), o.side_init.c_str(), o.prune_selection.c_str(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (o.cache_taps != "off") {
-      if (o.cache_taps != "ram" && o.cache_taps != "disk")
-        throw Error("--cache-taps '" + o.cache_taps + "' is not one of off, ram, disk");
-      const bool disk = o.cache_taps == "disk";
-      const std::string path = o.tap_cache_file.empty() ? o.out_dir + "/taps.cache" : o.tap_cache_file;
-      if (disk) std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-      const TapCache& cache =
-          model->enable_tap_cache(train, disk ? TapCache::Storage::disk : TapCache::Storage::ram, path);
-      std::fprintf(stderr, "lst-finetune: tap cache in %s, %.1f MiB%s\n", disk ? path.c_str() : "RAM",
-                   double(cache.bytes()) / 1048576.0,
-                   cache.reused() ? ", reused (its key matches)"
-                   : disk         ? ", built during the first epoch"
-                                  : "");
-    }
-    return model;
-  };
-  SideOptions side = o.side;
-  side.gate = gate_mode_from_name(o.gate);
-  side.tap_dtype = tap_dtype_from_name(o.tap_dtype);
-  if (o.keep_layers == "all") return make(LstConfig<R, KeepAllLayers>{}, side);
-  if (o.keep_layers == "odd") return make(LstConfig<R, KeepOddLayers>{}, side);
-  if (o.keep_layers == "drop-0-4-8") return make(LstConfig<R, DropEveryFourthLayer>{}, side);
-  if (o.keep_layers == "last") return make(LstConfig<R, KeepLastLayer>{}, side);
-  side.layers = parse_layer_list(o.keep_layers);
-  return make(LstConfig<R, ExplicitLayers>{}, side);
-}
-
-/// Tokenizer settings from the checkpoint's tokenizer_config.json (do_lower_case; true when absent, as for
-/// BERT's uncased models).
-bool lower_case_of(const std::string& model_dir) {
-  const std::string path = model_dir + "/tokenizer_config.json";
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return true;
-  std::string text;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
-  std::fclose(f);
-  try {
-    const auto j = nlohmann::json::parse(text);
-    return j.value("do_lower_case", true);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("tokenizer config '" + path + "' is not valid JSON: " + e.what());
-  }
-}
-
-std::unique_ptr<TaskModel> make_model(const Options& o, const io::BertConfig& cfg,
-                                      const io::SafetensorsFile& weights, index_t outputs,
-                                      const std::vector<EncodedExample>& train) {
-  if (o.method == "full") return std::make_unique<BertFullFineTuning>(cfg, weights, outputs, o.train.seed);
-  if (o.method == "lst") {
-    switch (o.reduction) {
-      case 2:
-        return make_lst_with_r<2>(o, cfg, weights, outputs, train);
-      case 4:
-        return make_lst_with_r<4>(o, cfg, weights, outputs, train);
-      case 8:
-        return make_lst_with_r<8>(o, cfg, weights, outputs, train);
-      case 16:
-        return make_lst_with_r<16>(o, cfg, weights, outputs, train);
-      default:
-        throw Error("--r " + std::to_string(o.reduction) + " is not one of 2, 4, 8, 16");
-    }
-  }
-  throw Error("--method '" + o.method + "' is not one of: full, lst");
+  return model;
 }
 
 double peak_rss_mib() {
@@ -149,7 +89,7 @@ int run(const Options& o) {
   const io::BertConfig cfg = io::load_bert_config(o.model_dir + "/config.json");
   auto weights = std::make_unique<io::SafetensorsFile>(o.model_dir + "/model.safetensors");
   const auto tokenizer =
-      io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lower_case_of(o.model_dir));
+      io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lst_programs::lower_case_of(o.model_dir));
   LST_CHECK(o.max_seq_len >= 3 && index_t(o.max_seq_len) <= cfg.max_position_embeddings, "--max-seq-len ",
             o.max_seq_len, " must be in [3, ", cfg.max_position_embeddings, "] (the checkpoint's positions)");
 
@@ -163,7 +103,7 @@ int run(const Options& o) {
                train.size(), dev.size(), o.data_dir.c_str());
 
   const index_t outputs = layout.num_labels > 0 ? layout.num_labels : 1;
-  const std::unique_ptr<TaskModel> model = make_model(o, cfg, *weights, outputs, train);
+  const std::unique_ptr<TaskModel> model = build_model(o, cfg, *weights, outputs, train);
   weights.reset();  // loaded: unmapping the file keeps its pages out of the process's resident set
   index_t trainable = 0;
   for (auto* g : model->trainable()) trainable += g->parameter_count();

@@ -40,6 +40,7 @@ struct StopAt final : TaskModel {
   StopAt(TaskModel& m, std::uint64_t s) : inner(m), stop_at(s) {}
   std::string method() const override { return inner.method(); }
   std::string identity() const override { return inner.identity(); }
+  nlohmann::json config() const override { return inner.config(); }
   std::vector<ParameterArena<float>*> trainable() override { return inner.trainable(); }
   index_t total_parameters() const override { return inner.total_parameters(); }
   index_t outputs() const override { return inner.outputs(); }

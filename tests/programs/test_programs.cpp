@@ -98,6 +98,21 @@ TEST_CASE(
   r = run("lst-finetune", args + " --out " + (dir / "b"), dir.path.string());  // another run, same data
   CHECK(r.status == 0);
   CHECK(r.output.find("reused (its key matches)") != std::string::npos);
+  // lst-predict rebuilds the side network from the checkpoint alone and labels sentences from a file.
+  std::ofstream(dir / "sentences.txt") << "good fun !\nbad boring plot\n";
+  r = run("lst-predict",
+          "--model " + (dir / "model") + " --checkpoint " + (dir / "a/best.safetensors") + " --input " +
+              (dir / "sentences.txt") + " --max-seq-len 12",
+          dir.path.string());
+  CHECK(r.status == 0);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 2);
+  CHECK((r.output.rfind("positive\t", 0) == 0 || r.output.rfind("negative\t", 0) == 0));
+  lst_test::write_tiny_checkpoint(dir / "model/model.safetensors", 99);  // same shapes, other weights
+  r = run("lst-predict",
+          "--model " + (dir / "model") + " --checkpoint " + (dir / "a/best.safetensors") + " --input " +
+              (dir / "sentences.txt") + " --max-seq-len 12",
+          dir.path.string());
+  CHECK(r.status == 1);
   r = run("lst-finetune", base + " --out " + (dir / "c") + " --r 3", dir.path.string());
   CHECK(r.status == 1);
   CHECK(r.output.find("is not one of 2, 4, 8, 16") != std::string::npos);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -71,6 +72,11 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return m_metadata; }
   /// The header's JSON text exactly as stored (the identity of a checkpoint's layout).
   const std::string& header() const { return m_header; }
+  /// The raw bytes of tensor `name` as stored (for fingerprints; read() converts, view_f32() views F32).
+  std::string_view raw(const std::string& name) const {
+    const SafetensorsEntry& e = at(name);
+    return std::string_view(reinterpret_cast<const char*>(m_data + e.begin), e.end - e.begin);
+  }
 
   const SafetensorsEntry* find(const std::string& name) const {
     const auto it = m_index.find(name);

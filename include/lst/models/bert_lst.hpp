@@ -48,8 +48,22 @@ inline Tensor<float> fisher_information(const io::BertConfig& cfg, const io::Saf
   return fisher;
 }
 
+/// What programs need from LST beyond TaskModel, independent of the compile-time configuration.
+class LstTaskModel : public TaskModel {
+ public:
+  virtual std::vector<init::BlockSelection> initialize_side(SideInit kind, init::PruneSelection selection,
+                                                            const io::SafetensorsFile& weights,
+                                                            const std::vector<EncodedExample>& examples,
+                                                            std::size_t fisher_examples,
+                                                            std::uint64_t seed) = 0;
+  virtual const TapCache& enable_tap_cache(const std::vector<EncodedExample>& train,
+                                           TapCache::Storage storage, const std::string& path = {}) = 0;
+  /// The side network's configuration in one line.
+  virtual std::string describe() const = 0;
+};
+
 template <class Config>
-class BertLadderSideTuning final : public TaskModel {
+class BertLadderSideTuning final : public LstTaskModel {
  public:
   using T = typename Config::scalar;
   static_assert(std::is_same_v<T, float>, "BertLadderSideTuning: the trainer runs float models");
@@ -70,7 +84,8 @@ class BertLadderSideTuning final : public TaskModel {
   std::vector<init::BlockSelection> initialize_side(SideInit kind, init::PruneSelection selection,
                                                     const io::SafetensorsFile& weights,
                                                     const std::vector<EncodedExample>& examples,
-                                                    std::size_t fisher_examples, std::uint64_t seed) {
+                                                    std::size_t fisher_examples,
+                                                    std::uint64_t seed) override {
     if (kind == SideInit::random) return {};
     const ParameterArena<float>& arena = m_backbone.parameters();
     Tensor<float> fisher;
@@ -87,10 +102,28 @@ class BertLadderSideTuning final : public TaskModel {
                             m_backbone.config().num_attention_heads, selection);
   }
 
+  std::string describe() const override { return m_side.describe(); }
   std::string method() const override { return "lst"; }
   std::string identity() const override {
     return "method=lst " + m_side.describe() + " outputs=" + std::to_string(outputs()) +
            " backbone=" + m_fingerprint;
+  }
+  nlohmann::json config() const override {
+    const SideOptions& o = m_side.options();
+    std::string layers;
+    for (index_t l : m_side.kept()) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    return {{"method", "lst"},
+            {"outputs", outputs()},
+            {"r", Config::reduction},
+            {"keep_layers", layers},
+            {"gate_temperature", Config::gate_temperature},
+            {"side_heads", m_side.blocks().front().attention().heads()},
+            {"gate", to_string(o.gate)},
+            {"per_channel_gates", o.per_channel_gates},
+            {"ladder_rank", o.ladder_rank},
+            {"tap_dtype", to_string(o.tap_dtype)},
+            {"side_dropout", o.dropout},
+            {"recompute_attention", o.recompute_attention}};
   }
   std::vector<ParameterArena<float>*> trainable() override {
     return {&m_side.parameters(), &m_head.parameters()};
@@ -108,7 +141,7 @@ class BertLadderSideTuning final : public TaskModel {
   /// the cache, later batches drawn from `train` skip the backbone. `path` is the file for Storage::disk.
   /// Returns the cache (to report whether a file was reused).
   const TapCache& enable_tap_cache(const std::vector<EncodedExample>& train, TapCache::Storage storage,
-                                   const std::string& path = {}) {
+                                   const std::string& path = {}) override {
     std::vector<std::uint32_t> lengths;
     for (const auto& e : train) lengths.push_back(std::uint32_t(e.ids.size()));
     const auto taps = m_side.read_taps();

@@ -39,6 +39,7 @@ inline void save_checkpoint(const std::string& path, TaskModel& model,
   }
   state["format"] = checkpoint_format;
   state["identity"] = model.identity();
+  state["model"] = model.config();
   io::save_safetensors(path, tensors, {{"lst.state", state.dump()}});
 }
 

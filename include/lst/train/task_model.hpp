@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../nn/losses.hpp"
 #include "../nn/parameter_arena.hpp"
 #include "batch.hpp"
@@ -22,6 +24,9 @@ class TaskModel {
   /// A string a checkpoint must match to be loaded into this model: the method, its configuration and the
   /// identity of the pretrained weights it builds on.
   virtual std::string identity() const = 0;
+  /// The method's configuration as JSON ("method", "outputs" and the method's own settings), stored in every
+  /// checkpoint so that a program can rebuild the model from the checkpoint alone (lst-predict does).
+  virtual nlohmann::json config() const = 0;
   /// The parameter groups the optimizer updates, each holding gradients.
   virtual std::vector<ParameterArena<float>*> trainable() = 0;
   /// Every parameter the forward pass reads, frozen ones included.

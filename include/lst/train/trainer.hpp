@@ -219,7 +219,10 @@ class Trainer {
         r.best_epoch = epoch + 1;
         if (!m_cfg.out_dir.empty())
           save_checkpoint(best_checkpoint(), m_model, {},
-                          {{"step", step}, {"epoch", epoch + 1}, {"dev", to_json(r.last)}});
+                          {{"step", step},
+                           {"epoch", epoch + 1},
+                           {"task", io::glue_layout(m_task).name},
+                           {"dev", to_json(r.last)}});
       }
       nlohmann::json rec = {{"event", "eval"},
                             {"step", step},
