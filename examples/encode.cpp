@@ -16,6 +16,8 @@
 #include <lst/lst.hpp>
 #include <nlohmann/json.hpp>
 
+#include "model_factory.hpp"
+
 namespace {
 
 using namespace lst;
@@ -27,43 +29,11 @@ struct Options {
   bool all_layers = false, tokenize_only = false;
 };
 
-bool lower_case_of(const std::string& model_dir) {
-  std::ifstream in(model_dir + "/tokenizer_config.json");
-  if (!in) return true;
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return nlohmann::json::parse(text).value("do_lower_case", true);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("tokenizer config '" + model_dir + "/tokenizer_config.json' is not valid JSON: " + e.what());
-  }
-}
-
 int run(const Options& o) {
   const auto tokenizer =
-      io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lower_case_of(o.model_dir));
-  std::ifstream file;
-  if (o.input != "-") {
-    file.open(o.input);
-    LST_CHECK(file.good(), "cannot open the input '", o.input, "'");
-  }
-  std::istream& in = o.input == "-" ? std::cin : file;
-  const std::string source = o.input == "-" ? "stdin" : o.input;
-  std::vector<EncodedExample> examples;
-  std::string line;
-  for (std::size_t n = 1; std::getline(in, line); ++n) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto tab = line.find('\t');
-    const std::string_view a = std::string_view(line).substr(0, tab);
-    const std::string_view b =
-        tab == std::string::npos ? std::string_view() : std::string_view(line).substr(tab + 1);
-    try {
-      io::Encoding e = tokenizer.encode(a, tab == std::string::npos ? nullptr : &b, o.max_seq_len);
-      examples.push_back({std::move(e.ids), std::move(e.type_ids), -1, 0.0f});
-    } catch (const Error& err) {
-      detail::raise<Error>(source, ", line ", n, ": ", err.what());
-    }
-  }
-  LST_CHECK(!examples.empty(), source, ": no sentences (one per line expected)");
+      io::WordPieceTokenizer::from_file(o.model_dir + "/vocab.txt", lst_programs::lower_case_of(o.model_dir));
+  std::vector<EncodedExample> examples = lst_programs::read_sentences(o.input, tokenizer, o.max_seq_len);
+  LST_CHECK(!examples.empty(), o.input == "-" ? "stdin" : o.input, ": no sentences (one per line expected)");
 
   // All N examples padded to the longest of them: one (N, T) tensor per field.
   std::vector<std::uint32_t> all(examples.size());

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdio>
+#include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <lst/lst.hpp>
@@ -121,6 +124,36 @@ inline bool lower_case_of(const std::string& model_dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error("tokenizer config '" + path + "' is not valid JSON: " + e.what());
   }
+}
+
+/// Sentences from `input` (a file, or "-" for stdin), one per line, a tab separating the two sentences of a
+/// pair, each encoded by `tokenizer` (anything with WordPieceTokenizer's encode) to at most `max_len` tokens.
+/// A line the tokenizer refuses (invalid UTF-8) is an error naming the source and line.
+template <class Tokenizer>
+std::vector<EncodedExample> read_sentences(const std::string& input, const Tokenizer& tokenizer,
+                                           std::size_t max_len) {
+  std::ifstream file;
+  if (input != "-") {
+    file.open(input);
+    LST_CHECK(file.good(), "cannot open the input '", input, "'");
+  }
+  std::istream& in = input == "-" ? std::cin : file;
+  std::vector<EncodedExample> examples;
+  std::string line;
+  for (std::size_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto tab = line.find('\t');
+    const std::string_view a = std::string_view(line).substr(0, tab);
+    const std::string_view b =
+        tab == std::string::npos ? std::string_view() : std::string_view(line).substr(tab + 1);
+    try {
+      auto e = tokenizer.encode(a, tab == std::string::npos ? nullptr : &b, max_len);
+      examples.push_back({std::move(e.ids), std::move(e.type_ids), -1, 0.0f});
+    } catch (const Error& err) {
+      lst::detail::raise<Error>(input == "-" ? "stdin" : input, ", line ", n, ": ", err.what());
+    }
+  }
+  return examples;
 }
 
 }  // namespace lst_programs

@@ -58,27 +58,7 @@ int run(const std::string& model_dir, const std::string& checkpoint, const std::
   const auto tokenizer =
       io::WordPieceTokenizer::from_file(model_dir + "/vocab.txt", lst_programs::lower_case_of(model_dir));
 
-  std::ifstream file;
-  if (input != "-") {
-    file.open(input);
-    LST_CHECK(file.good(), "cannot open the input '", input, "'");
-  }
-  std::istream& in = input == "-" ? std::cin : file;
-  std::vector<EncodedExample> examples;
-  std::string line;
-  for (std::size_t n = 1; std::getline(in, line); ++n) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto tab = line.find('\t');
-    const std::string_view a = std::string_view(line).substr(0, tab);
-    const std::string_view b =
-        tab == std::string::npos ? std::string_view() : std::string_view(line).substr(tab + 1);
-    try {
-      io::Encoding e = tokenizer.encode(a, tab == std::string::npos ? nullptr : &b, max_seq_len);
-      examples.push_back({std::move(e.ids), std::move(e.type_ids), -1, 0.0f});
-    } catch (const Error& err) {
-      detail::raise<Error>(input == "-" ? "stdin" : input, ", line ", n, ": ", err.what());
-    }
-  }
+  std::vector<EncodedExample> examples = lst_programs::read_sentences(input, tokenizer, max_seq_len);
   const auto names = label_names(task);
   for (std::size_t first = 0; first < examples.size(); first += std::size_t(batch_size)) {
     const std::size_t n = std::min(std::size_t(batch_size), examples.size() - first);
