@@ -31,7 +31,7 @@ struct Options {
   long max_train_examples = 0;
   // --method lst
   int reduction = 8;
-  std::string keep_layers = "all", gate = "before", tap_dtype = "f32";
+  std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off";
   std::string side_init = "magnitude", prune_selection = "consistent";
   std::size_t fisher_examples = 1024;
   std::string cache_taps = "off", tap_cache_file;
@@ -48,6 +48,7 @@ std::unique_ptr<TaskModel> build_model(const Options& o, const io::BertConfig& c
   m.keep_layers = o.keep_layers;
   m.gate = o.gate;
   m.tap_dtype = o.tap_dtype;
+  m.output_gate = o.output_gate;
   m.side = o.side;
   m.seed = o.train.seed;
   std::unique_ptr<TaskModel> model = lst_programs::make_model(m, cfg, weights, outputs);
@@ -236,6 +237,14 @@ int main(int argc, char** argv) {
   app.add_option("--tap-cache-file", o.tap_cache_file, "the --cache-taps disk file (default OUT/taps.cache)")
       ->group(lst);
   app.add_option("--side-dropout", o.side.dropout, "dropout in the side network")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--output-gate", o.output_gate,
+                 "QST output gate: the head reads beta h + (1 - beta) up(s), h the backbone's final state "
+                 "at [CLS] (cls) or mean-pooled (mean); off = the LST paper")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--output-gate-init", o.side.output_gate_init, "beta at init, in (0, 1)")
       ->capture_default_str()
       ->group(lst);
   app.add_flag(

@@ -24,7 +24,7 @@ using namespace lst;
 struct MethodOptions {
   std::string method = "full";
   int reduction = 8;
-  std::string keep_layers = "all", gate = "before", tap_dtype = "f32";
+  std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off";
   SideOptions side;
   std::uint64_t seed = 42;
 };
@@ -57,6 +57,7 @@ std::unique_ptr<TaskModel> make_lst_with_r(const MethodOptions& o, const io::Ber
   SideOptions side = o.side;
   side.gate = gate_mode_from_name(o.gate);
   side.tap_dtype = tap_dtype_from_name(o.tap_dtype);
+  side.output_gate = output_gate_from_name(o.output_gate);
   if (o.keep_layers == "all") return make(LstConfig<R, KeepAllLayers>{}, side);
   if (o.keep_layers == "odd") return make(LstConfig<R, KeepOddLayers>{}, side);
   if (o.keep_layers == "drop-0-4-8") return make(LstConfig<R, DropEveryFourthLayer>{}, side);
@@ -102,6 +103,9 @@ inline MethodOptions method_options_from_json(const nlohmann::json& j, const std
       o.side.ladder_rank = j.at("ladder_rank").get<index_t>();
       o.side.dropout = j.at("side_dropout").get<double>();
       o.side.recompute_attention = j.at("recompute_attention").get<bool>();
+      // Absent from checkpoints written before the output gate existed: those had none.
+      o.output_gate = j.value("output_gate", std::string("off"));
+      o.side.output_gate_init = j.value("output_gate_init", 0.9);
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": the model configuration is incomplete: " + e.what());

@@ -34,7 +34,7 @@ struct Fixture {
     // layers' gradients too small for finite differences to resolve.
     auto& p = side.parameters();
     for (std::size_t i = 0; i < p.count(); ++i)
-      if (p.info(i).name.rfind("gates.", 0) == 0)
+      if (p.info(i).name.rfind("gates.", 0) == 0 || p.info(i).name == "output_gate")
         init::normal(p.value(i), rng, 0.03);
       else if (p.info(i).name.find("norm.weight") != std::string::npos)
         init::normal(p.value(i), rng, 0.1, 1.0);  // LayerNorm gains near 1, as trained ones are
@@ -105,6 +105,54 @@ TEST_CASE(
   SideOptions listed;
   listed.layers = {2, 0};
   check_side_gradients<LstConfig<2, ExplicitLayers, std::ratio<1, 4>, double>>(listed);  // T = 0.25
+}
+
+TEST_CASE("QST output gate (backbone [CLS] or mean-pooled final state) matches finite differences") {
+  for (OutputGate g : {OutputGate::cls, OutputGate::mean}) {
+    INFO("output gate " << std::string(to_string(g)));
+    SideOptions o;
+    o.output_gate = g;
+    check_side_gradients<R2>(o);
+    o.gate = GateMode::none;  // no ladder after the embeddings: the final state is read for the gate alone
+    check_side_gradients<R2>(o);
+  }
+  SideOptions last;
+  last.output_gate = OutputGate::mean;
+  check_side_gradients<LstConfig<2, KeepOddLayers, std::ratio<1, 10>, double>>(last, backbone_config(5));
+}
+
+TEST_CASE("the output gate starts at its initial share and mixes the backbone's pooled final state") {
+  SideOptions o;
+  o.output_gate = OutputGate::mean;
+  o.output_gate_init = 0.8;
+  o.gate = GateMode::none;
+  o.dropout = 0;
+  SideNetwork<LstConfig<2, KeepAllLayers, std::ratio<1, 10>, double>> side(backbone_config(), o, 5);
+  CHECK(side.output_gate() == doctest::Approx(0.8));
+  CHECK(side.read_taps() == std::vector<index_t>{0, 3});
+  CHECK(side.describe().find("output_gate=mean@0.8") != std::string::npos);
+  // With up = 0, the features are exactly 0.8 x the mean of the final state over the real tokens.
+  auto& p = side.parameters();
+  for (std::size_t i = 0; i < p.count(); ++i)
+    if (p.info(i).name.rfind("up.", 0) == 0) p.value(i).set_zero();
+  Fixture<LstConfig<2, KeepAllLayers, std::ratio<1, 10>, double>> f(SideOptions{});
+  Tensor<double> hidden(Shape{2, 5, 8}), features(Shape{2, 8});
+  auto ctx = side.begin(2, 5, f.mask, Mode::inference, 0);
+  f.backbone.forward(f.ids, {}, f.mask, hidden, {}, Mode::inference, 0,
+                     [&](index_t l, ConstView<double> h) { side.on_tap(ctx, l, h); });
+  side.finish(ctx, features);
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t c = 0; c < 8; ++c) {
+      double mean = 0;
+      const index_t real = b == 0 ? 5 : 3;  // the mask: 8 of 10 positions real
+      for (index_t t = 0; t < real; ++t) mean += hidden.data()[(b * 5 + t) * 8 + c] / double(real);
+      CHECK(features.data()[b * 8 + c] == doctest::Approx(0.8 * mean).epsilon(1e-12));
+    }
+  SideOptions bad;
+  bad.output_gate = OutputGate::cls;
+  bad.output_gate_init = 1.0;
+  CHECK_THROWS_WITH_AS((SideNetwork<LstConfig<2>>(backbone_config(), bad, 1)),
+                       doctest::Contains("output gate's initial value 1"), Error);
 }
 
 TEST_CASE("layer masks: the reference patterns and explicit lists") {

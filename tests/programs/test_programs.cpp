@@ -95,9 +95,11 @@ TEST_CASE(
   CHECK(m.at("method") == "lst");
   CHECK(m.at("trainable_parameters").get<double>() < m.at("total_parameters").get<double>());
   CHECK(m.at("peak_bytes").at("gradients").get<double>() < m.at("peak_bytes").at("weights").get<double>());
-  r = run("lst-finetune", args + " --out " + (dir / "b"), dir.path.string());  // another run, same data
+  // Another run on the same data and taps, with QST's output gate: the cache is reused.
+  r = run("lst-finetune", args + " --output-gate mean --out " + (dir / "b"), dir.path.string());
   CHECK(r.status == 0);
   CHECK(r.output.find("reused (its key matches)") != std::string::npos);
+  CHECK(r.output.find("output_gate=mean") != std::string::npos);
   // lst-predict rebuilds the side network from the checkpoint alone and labels sentences from a file.
   std::ofstream(dir / "sentences.txt") << "good fun !\nbad boring plot\n";
   r = run("lst-predict",
@@ -107,6 +109,15 @@ TEST_CASE(
   CHECK(r.status == 0);
   CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 2);
   CHECK((r.output.rfind("positive\t", 0) == 0 || r.output.rfind("negative\t", 0) == 0));
+  r = run("lst-predict",
+          "--model " + (dir / "model") + " --checkpoint " + (dir / "b/best.safetensors") + " --input " +
+              (dir / "sentences.txt") + " --max-seq-len 12",
+          dir.path.string());
+  CHECK(r.status == 0);  // the output gate's configuration travels in the checkpoint
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 2);
+  r = run("lst-finetune", base + " --output-gate max --out " + (dir / "d"), dir.path.string());
+  CHECK(r.status == 1);
+  CHECK(r.output.find("output gate 'max' is not one of off, cls, mean") != std::string::npos);
   lst_test::write_tiny_checkpoint(dir / "model/model.safetensors", 99);  // same shapes, other weights
   r = run("lst-predict",
           "--model " + (dir / "model") + " --checkpoint " + (dir / "a/best.safetensors") + " --input " +

@@ -123,7 +123,9 @@ class BertLadderSideTuning final : public LstTaskModel {
             {"ladder_rank", o.ladder_rank},
             {"tap_dtype", to_string(o.tap_dtype)},
             {"side_dropout", o.dropout},
-            {"recompute_attention", o.recompute_attention}};
+            {"recompute_attention", o.recompute_attention},
+            {"output_gate", to_string(o.output_gate)},
+            {"output_gate_init", o.output_gate_init}};
   }
   std::vector<ParameterArena<float>*> trainable() override {
     return {&m_side.parameters(), &m_head.parameters()};

@@ -56,6 +56,22 @@ inline const char* to_string(GateMode g) {
   }
 }
 
+/// QST's output gate (Zhang et al. 2024, arXiv 2401.07159, section 3.3) adapted to a sentence classifier: the
+/// features fed to the head become beta h + (1 - beta) up(s) with beta = sigmoid(gamma / T) learned and
+/// started biased toward the backbone, h the backbone's final state pooled at [CLS] (`cls`) or averaged over
+/// the real tokens (`mean`, sentence-transformers' pooling). `off` is the LST paper: the head sees up(s)
+/// only.
+enum class OutputGate { off, cls, mean };
+inline OutputGate output_gate_from_name(const std::string& name) {
+  if (name == "off") return OutputGate::off;
+  if (name == "cls") return OutputGate::cls;
+  if (name == "mean") return OutputGate::mean;
+  detail::raise<Error>("output gate '", name, "' is not one of off, cls, mean");
+}
+inline const char* to_string(OutputGate g) {
+  return g == OutputGate::off ? "off" : g == OutputGate::cls ? "cls" : "mean";
+}
+
 /// Storage type of the saved ladder inputs (the only backbone states LST keeps for backward).
 enum class TapDtype { f32, f16, bf16 };
 inline TapDtype tap_dtype_from_name(const std::string& name) {
@@ -77,7 +93,9 @@ struct SideOptions {
   double dropout =
       0.1;  ///< in the side blocks, on the embeddings before the first ladder, after the final LayerNorm
   TapDtype tap_dtype = TapDtype::f32;
-  std::vector<index_t> layers;  ///< the kept layers for ExplicitLayers
+  OutputGate output_gate = OutputGate::off;
+  double output_gate_init = 0.9;  ///< beta at init (the share of the backbone's state), in (0, 1)
+  std::vector<index_t> layers;    ///< the kept layers for ExplicitLayers
 };
 
 LST_NAMESPACE_END

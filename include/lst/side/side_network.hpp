@@ -10,7 +10,8 @@
 /// with mu_i = sigmoid(alpha_i / T), then s = SideBlock_i(s) (section 2.2). The backbone therefore keeps
 /// nothing: a tap's view is consumed while it is valid, and only the ladder inputs (for the ladder weight
 /// gradients) and the side network's own activations survive the forward pass. At the end: final LayerNorm on
-/// the [CLS] state, dropout, and the up-projection d/r -> d that feeds the task head.
+/// the [CLS] state, dropout, and the up-projection d/r -> d that feeds the task head; optionally (QST's
+/// output gate) mixed with the backbone's own final state.
 #pragma once
 
 #include <cmath>
@@ -55,8 +56,10 @@ class SideNetwork {
     typename LayerNorm<T, Backend>::Context final_norm;
     typename Dropout<T, Backend>::Context final_dropout;
     typename Linear<T, Backend>::Context up;
-    index_t taps_seen = 0;  // the next state index that may arrive
-    index_t events = 0;     // states consumed: the embeddings and each kept layer
+    Tensor<T, Backend> backbone_out;  // (B, d) the backbone's pooled final state (output gate only)
+    Tensor<T, Backend> up_out;        // (B, d) up(...) before the output gate (training, output gate only)
+    index_t taps_seen = 0;            // the next state index that may arrive
+    index_t events = 0;               // states consumed: the embeddings and each kept layer
   };
 
   /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
@@ -99,6 +102,11 @@ class SideNetwork {
     m_final_norm =
         std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.layer_norm_eps);
     m_up = std::make_unique<Linear<T, Backend>>(m_params, "up", m_width, d);
+    if (m_options.output_gate != OutputGate::off) {
+      LST_CHECK(m_options.output_gate_init > 0 && m_options.output_gate_init < 1,
+                "LST: the output gate's initial value ", m_options.output_gate_init, " is not in (0, 1)");
+      m_output_gate = m_params.add("output_gate", Shape{1});
+    }
     m_params.allocate(true);
     init_random(seed);
   }
@@ -118,6 +126,8 @@ class SideNetwork {
     std::vector<index_t> taps = {0};
     if (m_options.gate != GateMode::none)
       for (index_t l : m_kept) taps.push_back(l + 1);
+    const index_t last = m_backbone.num_hidden_layers;
+    if (m_options.output_gate != OutputGate::off && taps.back() != last) taps.push_back(last);
     return taps;
   }
   /// The gate value(s) mu = sigmoid(alpha / T) of kept layer slot i.
@@ -127,6 +137,10 @@ class SideNetwork {
     for (index_t c = 0; c < a.numel(); ++c) mu.push_back(sigmoid(double(a.data()[c]) / temperature));
     return mu;
   }
+  /// The output gate's beta = sigmoid(gamma / T): the backbone's share of the features (0 when off).
+  double output_gate() const {
+    return m_output_gate.valid() ? sigmoid(double(m_output_gate.value().data()[0]) / temperature) : 0.0;
+  }
   /// One line naming the configuration (for checkpoint identities and reports).
   std::string describe() const {
     std::string layers;
@@ -135,7 +149,10 @@ class SideNetwork {
            " heads=" + std::to_string(m_blocks.front().attention().heads()) +
            " gate=" + to_string(m_options.gate) + (m_options.per_channel_gates ? "/channel" : "") +
            " T=" + std::to_string(temperature) + " ladder_rank=" + std::to_string(m_options.ladder_rank) +
-           " dropout=" + std::to_string(m_options.dropout);
+           " dropout=" + std::to_string(m_options.dropout) +
+           (m_output_gate.valid() ? std::string(" output_gate=") + to_string(m_options.output_gate) + "@" +
+                                        std::to_string(m_options.output_gate_init)
+                                  : std::string());
   }
 
   /// BERT-style random init: side blocks and the up-projection N(0, 0.02), LayerNorms 1 and 0, ladders
@@ -156,6 +173,10 @@ class SideNetwork {
     }
     m_embedding_ladder->init(rng);
     for (auto& l : m_ladders) l->init(rng);
+    if (m_output_gate.valid()) {  // gamma = T logit(beta_0)
+      const double b = m_options.output_gate_init;
+      m_output_gate.value().data()[0] = T(temperature * std::log(b / (1 - b)));
+    }
   }
 
   /// Starts a forward pass over a (B, T) batch. `mask` must stay valid until finish().
@@ -181,6 +202,7 @@ class SideNetwork {
     LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
               "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
+    if (m_output_gate.valid() && index == m_backbone.num_hidden_layers) pool_backbone_output(ctx, hidden);
     if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0) return;  // a dropped layer
     ++ctx.events;
     const index_t d = m_backbone.hidden_size;
@@ -199,7 +221,8 @@ class SideNetwork {
     fuse_and_run(ctx, std::size_t(slot), hidden);
   }
 
-  /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state.
+  /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state; with the output
+  /// gate, beta h + (1 - beta) of that, h the backbone's pooled final state.
   void finish(Context& ctx, TensorView<T, Backend> features) const {
     LST_CHECK(ctx.events == index_t(m_kept.size()) + 1, "side network: finish() after ", ctx.events,
               " of the ", m_kept.size() + 1, " backbone states it reads (embeddings and kept layers)");
@@ -212,7 +235,21 @@ class SideNetwork {
     (void)Tn;
     ctx.final_norm = m_final_norm->forward(cls, cls, ctx.mode);
     ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step);
-    ctx.up = m_up->forward(cls, features, ctx.mode);
+    if (!m_output_gate.valid()) {
+      ctx.up = m_up->forward(cls, features, ctx.mode);
+    } else {
+      LST_CHECK(!ctx.backbone_out.empty(), "side network: finish() before the backbone's final state (",
+                m_backbone.num_hidden_layers, ") arrived, which the output gate reads");
+      Tensor<T, Backend> u(Shape{B, m_backbone.hidden_size},
+                           ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
+      ctx.up = m_up->forward(cls, u, ctx.mode);
+      const T beta = T(output_gate());
+      features = beta * ctx.backbone_out + (T(1) - beta) * u;
+      if (ctx.mode == Mode::training)
+        ctx.up_out = std::move(u);
+      else
+        ctx.backbone_out = Tensor<T, Backend>();
+    }
     if (ctx.mode != Mode::training) ctx.state = Tensor<T, Backend>();
     ctx.mask = nullptr;
   }
@@ -223,7 +260,22 @@ class SideNetwork {
               "side network: backward needs a finished training-mode context");
     const index_t B = ctx.shape[0];
     Tensor<T, Backend> dcls(Shape{B, m_width});
-    m_up->backward(ctx.up, d_features, dcls, gm);
+    if (!m_output_gate.valid()) {
+      m_up->backward(ctx.up, d_features, dcls, gm);
+    } else {
+      // F = beta h + (1 - beta) u: du = (1 - beta) dF, dgamma = sum dF (h - u) beta (1 - beta) / T
+      const double beta = output_gate();
+      double acc = 0;
+      const index_t n = d_features.numel();
+      for (index_t i = 0; i < n; ++i)
+        acc += double(d_features.data()[i]) * double(ctx.backbone_out.data()[i] - ctx.up_out.data()[i]);
+      const auto grad = m_output_gate.grad();
+      const T g = T(acc * beta * (1 - beta) / temperature);
+      grad.data()[0] = gm == GradMode::accumulate ? grad.data()[0] + g : g;
+      Tensor<T, Backend> du(Shape{B, m_backbone.hidden_size});
+      du = T(1 - beta) * d_features;
+      m_up->backward(ctx.up, du, dcls, gm);
+    }
     m_final_dropout.backward(ctx.final_dropout, dcls, dcls);
     m_final_norm->backward(ctx.final_norm, dcls, dcls, gm);
     Tensor<T, Backend> ds = Tensor<T, Backend>::zeros(ctx.shape), dtmp(ctx.shape);
@@ -234,6 +286,31 @@ class SideNetwork {
 
  private:
   static double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+  /// ctx.backbone_out (B, d) = the backbone's final state at [CLS], or its mean over the real tokens.
+  void pool_backbone_output(Context& ctx, ConstView<T, Backend> hidden) const {
+    const index_t B = ctx.shape[0], Tn = ctx.shape[1], d = m_backbone.hidden_size;
+    LST_CHECK_SHAPE(hidden.shape() == (Shape{B, Tn, d}),
+                    "side network: the backbone's final state has shape ", hidden.shape(), ", expected (", B,
+                    ", ", Tn, ", ", d, ")");
+    ctx.backbone_out = Tensor<T, Backend>::zeros(
+        Shape{B, d}, ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
+    for (index_t b = 0; b < B; ++b) {
+      T* out = ctx.backbone_out.data() + b * d;
+      const T* h = hidden.data() + b * Tn * d;
+      if (m_options.output_gate == OutputGate::cls) {
+        std::copy(h, h + d, out);
+        continue;
+      }
+      index_t real = 0;
+      for (index_t t = 0; t < Tn; ++t) {
+        if (ctx.mask && ctx.mask[b * Tn + t] == 0) continue;
+        ++real;
+        for (index_t c = 0; c < d; ++c) out[c] += h[t * d + c];
+      }
+      for (index_t c = 0; c < d; ++c) out[c] /= T(std::max<index_t>(real, 1));
+    }
+  }
 
   /// The gate factors mu (one, or one per channel) as a broadcastable (1, 1, c) tensor.
   Tensor<T, Backend> gate_values(std::size_t slot) const {
@@ -333,6 +410,7 @@ class SideNetwork {
   std::unique_ptr<Ladder<T, Backend>> m_embedding_ladder;
   std::vector<std::unique_ptr<Ladder<T, Backend>>> m_ladders;  // one per kept slot (none with GateMode::none)
   std::vector<Param<T, Backend>> m_gates;                      // one per kept slot (before / after only)
+  Param<T, Backend> m_output_gate;                             // gamma, when the output gate is on
   std::vector<EncoderLayer<T, Backend>> m_blocks;
   std::unique_ptr<LayerNorm<T, Backend>> m_final_norm;
   std::unique_ptr<Linear<T, Backend>> m_up;
