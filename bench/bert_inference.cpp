@@ -3,7 +3,7 @@
 /// @brief Inference throughput of the real all-MiniLM-L6-v2 encoder in lst (one thread): tokens/s at batch B,
 ///        sequence T, median of N forwards. scripts/bench_bert.sh runs it beside PyTorch on the same ids.
 ///
-///   bench_bert_inference [--model DIR] [--batch 32] [--seq 128] [--reps 5]
+///   bench_bert_inference [--model DIR] [--batch 32] [--seq 128] [--reps 5] [--threads N]
 /// Prints one JSON line: {"impl": "lst", "tokens_per_s": ..., "seconds": ..., "peak_rss_mib": ..., ...}
 #include <sys/resource.h>
 
@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
       T = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--reps"))
       reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads"))
+      set_threads(std::atoi(argv[i + 1]));
   }
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
@@ -60,10 +62,10 @@ int main(int argc, char** argv) {
     double checksum = 0;
     for (index_t i = 0; i < hidden.numel(); i += 997) checksum += hidden.data()[i];
     std::printf(
-        "{\"impl\": \"lst\", \"threads\": 1, \"batch\": %lld, \"seq\": %lld, \"seconds\": %.4f, "
+        "{\"impl\": \"lst\", \"threads\": %d, \"batch\": %lld, \"seq\": %lld, \"seconds\": %.4f, "
         "\"tokens_per_s\": "
         "%.1f, \"peak_rss_mib\": %.1f, \"tracker_peak_mib\": %.1f, \"checksum\": %.6f}\n",
-        (long long)B, (long long)T, s, double(B * T) / s, ru.ru_maxrss / 1024.0,
+        threads(), (long long)B, (long long)T, s, double(B * T) / s, ru.ru_maxrss / 1024.0,
         memory_tracker().total_peak() / 1048576.0, checksum);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_bert_inference: %s\n", e.what());

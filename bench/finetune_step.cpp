@@ -4,7 +4,7 @@
 ///        mode, cross-entropy, backward through every layer, clipping, AdamW. Batch B, sequence T, median of
 ///        N updates. bench/finetune_step.sh runs it beside PyTorch doing the same update on the same ids.
 ///
-///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5]
+///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5] [--threads N]
 /// Prints one JSON line with the step time, the tracker's peak bytes per category, and the process RSS after
 /// loading and at its peak (their difference is what training added on top of the loaded model).
 #include <sys/resource.h>
@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
       T = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--reps"))
       reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads"))
+      set_threads(std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--method"))
       method = argv[i + 1];
     else if (!std::strcmp(argv[i], "--r"))
@@ -107,12 +109,12 @@ int main(int argc, char** argv) {
     std::sort(times.begin(), times.end());
     const double s = times[times.size() / 2];
     std::printf(
-        "{\"impl\": \"lst\", \"method\": \"%s\", \"r\": %d, \"threads\": 1, \"batch\": %lld, \"seq\": %lld, "
+        "{\"impl\": \"lst\", \"method\": \"%s\", \"r\": %d, \"threads\": %d, \"batch\": %lld, \"seq\": %lld, "
         "\"step_seconds\": %.4f, "
         "\"tokens_per_s\": %.1f, \"rss_loaded_mib\": %.1f, \"peak_rss_mib\": %.1f, "
         "\"first_loss\": %.6f",
-        method.c_str(), method == "lst" ? r : 0, (long long)B, (long long)T, s, double(B * T) / s, rss_loaded,
-        rss_mib("VmHWM:"), losses[0]);
+        method.c_str(), method == "lst" ? r : 0, threads(), (long long)B, (long long)T, s, double(B * T) / s,
+        rss_loaded, rss_mib("VmHWM:"), losses[0]);
     for (int c = 0; c < num_mem_categories; ++c)
       std::printf(", \"tracker_%s_mib\": %.1f", to_string(static_cast<MemCategory>(c)),
                   memory_tracker().peak(static_cast<MemCategory>(c)) / 1048576.0);

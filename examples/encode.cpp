@@ -97,6 +97,7 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
+  int threads = 0;
   CLI::App app{"lst-encode: sentences through a pretrained BERT-family checkpoint into a safetensors file"};
   app.add_option("--model", o.model_dir, "checkpoint directory (config.json, model.safetensors, vocab.txt)")
       ->required();
@@ -111,7 +112,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--all-layers", o.all_layers, "also write every layer's hidden states (L + 1, N, T, C)");
   app.add_flag("--tokenize-only", o.tokenize_only, "write only input_ids, attention_mask, token_type_ids");
+  app.add_option("--threads", threads,
+                 "CPU threads for GEMM and attention (0 = $OMP_NUM_THREADS or every core)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (threads > 0) set_threads(threads);
   try {
     return run(o);
   } catch (const std::exception& e) {

@@ -29,6 +29,7 @@ struct Options {
   TrainConfig train;
   std::size_t max_seq_len = 128;
   long max_train_examples = 0;
+  int threads = 0;
   // --method lst
   int reduction = 8;
   std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off";
@@ -146,6 +147,7 @@ int run(const Options& o) {
                                   {"seed", tc.seed},
                                   {"train_examples", train.size()},
                                   {"wall_seconds", wall},
+                                  {"threads", threads()},
                                   {"train_seconds", r.train_seconds},
                                   {"tokens_per_s", r.tokens_per_second()},
                                   {"trainable_parameters", trainable},
@@ -253,6 +255,9 @@ int main(int argc, char** argv) {
   app.add_flag(
       "--no-group-by-length", [&](std::int64_t) { o.train.group_by_length = false; },
       "plain shuffled batches instead of batches of similar lengths");
+  app.add_option("--threads", o.threads,
+                 "CPU threads for GEMM and attention (0 = $OMP_NUM_THREADS or every core)")
+      ->capture_default_str();
   app.add_flag(
       "--no-progress", [&](std::int64_t) { o.train.progress = false; }, "no progress bar");
   // The issue-tracker spelling "--r 8" (CLI11 reads one-letter names as short options only).
@@ -265,6 +270,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (o.threads > 0) set_threads(o.threads);
   // The reference's learning rate for LST is 3e-3 (full fine-tuning: 2e-5); an explicit --lr wins.
   if (o.method == "lst" && app.count("--lr") == 0) o.train.lr = 3e-3;
   try {

@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   std::string model_dir, checkpoint, input = "-";
   index_t batch_size = 32;
   std::size_t max_seq_len = 128;
+  int threads = 0;
   CLI::App app{"lst-predict: labels and probabilities from a model fine-tuned by lst-finetune"};
   app.add_option("--model", model_dir,
                  "backbone checkpoint directory (config.json, model.safetensors, vocab.txt)")
@@ -105,7 +106,11 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch_size, "sentences per forward pass")->capture_default_str();
   app.add_option("--max-seq-len", max_seq_len, "tokens per sentence, pairs truncated longest-first")
       ->capture_default_str();
+  app.add_option("--threads", threads,
+                 "CPU threads for GEMM and attention (0 = $OMP_NUM_THREADS or every core)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (threads > 0) set_threads(threads);
   try {
     return run(model_dir, checkpoint, input, batch_size, max_seq_len);
   } catch (const std::exception& e) {

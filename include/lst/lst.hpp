@@ -12,6 +12,7 @@
 #include "core/matrix_ref.hpp"
 #include "core/memory_tracker.hpp"
 #include "core/tensor.hpp"
+#include "core/threads.hpp"
 
 #include "backends/cpu/cpu.hpp"
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "../core/threads.hpp"
 #include "linear.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -106,13 +107,17 @@ class MultiHeadSelfAttention {
     // All heads' probabilities when backward reads them; otherwise one head's at a time (inference never
     // holds a (B, H, T, T) tensor).
     const bool keep_probs = mode == Mode::training && !m_recompute;
-    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk} : Shape{Tq, Tk}, cat),
+    // (B, H) pairs are independent: they run in parallel, each thread with its own (Tq, Tk) buffer.
+    const index_t workers = threads();
+    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk} : Shape{workers, Tq, Tk}, cat),
         heads(Shape{B, Tq, C}, cat);
     const T scale = T(1) / std::sqrt(T(D));
-    for (index_t b = 0; b < B; ++b) {
+    LST_PARALLEL_FOR
+    for (index_t bh = 0; bh < B * H; ++bh) {
+      const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
-      for (index_t h = 0; h < H; ++h) {
-        T* s = probs.data() + (keep_probs ? ((b * H + h) * Tq) * Tk : 0);
+      {
+        T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
         // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
         gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
                 MatrixRef<T, Backend>(s, Tq, Tk));
@@ -152,14 +157,20 @@ class MultiHeadSelfAttention {
     const T scale = T(1) / std::sqrt(T(D));
 
     Tensor<T, Backend> dheads(Shape{B, Tq, C}), dq(Shape{B, Tq, C}), dk(Shape{B, Tk, C}), dv(Shape{B, Tk, C});
-    Tensor<T, Backend> ds(Shape{Tq, Tk});  // one head's score gradient at a time
-    Tensor<T, Backend> recomputed(ctx.recompute ? Shape{Tq, Tk} : Shape{0});  // one head's probabilities
+    // (B, H) pairs run in parallel; each thread holds one head's score gradient (and probabilities, when
+    // recomputed) at a time.
+    const index_t workers = threads();
+    Tensor<T, Backend> ds_all(Shape{workers, Tq, Tk});
+    Tensor<T, Backend> recomputed(ctx.recompute ? Shape{workers, Tq, Tk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
-    for (index_t b = 0; b < B; ++b)
-      for (index_t h = 0; h < H; ++h) {
+    LST_PARALLEL_FOR
+    for (index_t bh = 0; bh < B * H; ++bh) {
+      const index_t b = bh / H, h = bh % H, w = thread_index();
+      const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
+      {
         const T* p = nullptr;
         if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
-          T* s = recomputed.data();
+          T* s = recomputed.data() + w * Tq * Tk;
           gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
                   MatrixRef<T, Backend>(s, Tq, Tk));
           const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
@@ -187,6 +198,7 @@ class MultiHeadSelfAttention {
         gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, b, h, Tq), T(0),
                 head(dk, b, h, Tk));
       }
+    }
 
     for (index_t b = 0; b < B && P > 0; ++b) {
       if (ctx.prefix_key_grad) TensorView<T, Backend>(ctx.prefix_key_grad, Shape{P, C}) += dk[b].slice(0, P);

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/// @file threads.hpp
+/// @brief CPU threads: one setting for Eigen's GEMM and lst's own parallel loops (attention heads).
+///
+/// Threads come from OpenMP, and only when the program is compiled with it (-fopenmp; lst's CMake links
+/// OpenMP::OpenMP_CXX into its programs with LST_OPENMP=ON). Without OpenMP everything runs on one thread and
+/// set_threads() is a no-op, so the header-only library never forces a threading runtime on its users.
+#pragma once
+
+#include <algorithm>
+#include <thread>
+
+#include <Eigen/Core>
+
+#include "../config.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+// A `for` loop whose iterations are independent, split statically over the threads (the same split every run,
+// so results do not depend on scheduling). Expands to nothing without OpenMP, so -Wunknown-pragmas stays
+// quiet.
+#define LST_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define LST_PARALLEL_FOR
+#endif
+
+LST_NAMESPACE_BEGIN
+
+/// Whether this build can run on more than one thread.
+constexpr bool threads_available() {
+#if defined(_OPENMP)
+  return true;
+#else
+  return false;
+#endif
+}
+
+/// Threads for GEMM and the parallel loops; n <= 0 means every hardware thread. Returns the count in effect
+/// (always 1 without OpenMP).
+inline int set_threads(int n) {
+#if defined(_OPENMP)
+  if (n <= 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
+  omp_set_num_threads(n);
+  Eigen::setNbThreads(n);
+  return n;
+#else
+  (void)n;
+  return 1;
+#endif
+}
+
+/// The thread count in effect.
+inline int threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// The calling thread's index inside a LST_PARALLEL_FOR loop (0 outside one, or without OpenMP).
+inline int thread_index() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+LST_NAMESPACE_END
