@@ -20,9 +20,18 @@
 // so results do not depend on scheduling). Expands to nothing without OpenMP, so -Wunknown-pragmas stays
 // quiet.
 #define LST_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#define LST_PRAGMA_(x) _Pragma(#x)
+// The same, only when `condition` holds (large loops: a parallel region costs microseconds to start).
+#define LST_PARALLEL_FOR_IF(condition) LST_PRAGMA_(omp parallel for schedule(static) if (condition))
 #else
 #define LST_PARALLEL_FOR
+#define LST_PARALLEL_FOR_IF(condition)
 #endif
+
+LST_NAMESPACE_BEGIN
+/// Elementwise loops shorter than this stay on one thread.
+constexpr long parallel_min_elements = 1L << 15;
+LST_NAMESPACE_END
 
 LST_NAMESPACE_BEGIN
 

@@ -235,22 +235,22 @@ class MultiHeadSelfAttention {
   }
 
   /// In-place softmax of one score row; keys j >= P whose mask is 0 get exactly 0.
+  /// Softmax of one score row in place; keys hidden by the padding mask (key j >= P reads mask[j - P]) get
+  /// exactly 0, and a row whose keys are all hidden becomes all 0. Vectorised through Eigen's array exp.
   static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
-    auto visible = [&](index_t j) { return j < P || mask == nullptr || mask[j - P] != 0; };
-    T mx = -std::numeric_limits<T>::infinity();
-    for (index_t j = 0; j < n; ++j)
-      if (visible(j) && s[j] > mx) mx = s[j];
-    if (mx == -std::numeric_limits<T>::infinity()) {  // every key masked
-      for (index_t j = 0; j < n; ++j) s[j] = T(0);
+    constexpr T hidden = -std::numeric_limits<T>::infinity();
+    if (mask)
+      for (index_t j = P; j < n; ++j) s[j] = mask[j - P] != 0 ? s[j] : hidden;
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> row(s, n);
+    const T mx = row.maxCoeff();
+    if (mx == hidden) {  // every key masked
+      row.setZero();
       return;
     }
-    T sum = 0;
-    for (index_t j = 0; j < n; ++j) {
-      s[j] = visible(j) ? std::exp(s[j] - mx) : T(0);
-      sum += s[j];
-    }
-    const T inv = T(1) / sum;
-    for (index_t j = 0; j < n; ++j) s[j] *= inv;
+    row = (row - mx).exp();
+    if (mask)  // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: make it 0
+      for (index_t j = P; j < n; ++j) s[j] = mask[j - P] != 0 ? s[j] : T(0);
+    row *= T(1) / row.sum();
   }
 
   std::string m_name;

@@ -9,6 +9,7 @@
 
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
+#include "../core/threads.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -53,7 +54,10 @@ class Dropout {
     }
     const T scale = T(1.0 / (1.0 - m_p));
     const float p = static_cast<float>(m_p);
-    for (index_t i = 0; i < in.numel(); ++i)
+    const index_t n = in.numel();
+    // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
+    LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
+    for (index_t i = 0; i < n; ++i)
       out.data()[i] =
           uniform_at(m_seed, ctx.step, static_cast<std::uint64_t>(i)) >= p ? in.data()[i] * scale : T(0);
   }

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "../../core/tensor.hpp"
+#include "../../core/threads.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -33,7 +34,9 @@ struct Executor<Cpu> {
       T* out = dst.data();  // not restrict: `x = x * 2` reads the destination through a leaf
       const index_t n = dst.numel();
       if (ev.linear()) {
-        // Same-shape operands: one flat loop the compiler vectorises.
+        // Same-shape operands: one flat loop the compiler vectorises (split over threads when long; element i
+        // reads only position i of each operand, so the split cannot race even when an operand aliases dst).
+        LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
         for (index_t i = 0; i < n; ++i) out[i] = ev.at(i);
         return;
       }
