@@ -32,7 +32,8 @@ struct Options {
   int threads = 0;
   // --method lst
   int reduction = 8;
-  std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off";
+  std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off",
+              side_pooling = "cls";
   std::string side_init = "magnitude", prune_selection = "consistent";
   std::size_t fisher_examples = 1024;
   std::string cache_taps = "off", tap_cache_file;
@@ -51,6 +52,7 @@ std::unique_ptr<TaskModel> build_model(const Options& o, const io::BertConfig& c
   m.tap_dtype = o.tap_dtype;
   m.output_gate = o.output_gate;
   m.side = o.side;
+  m.side.mean_pooling = o.side_pooling == "mean";
   m.seed = o.train.seed;
   std::unique_ptr<TaskModel> model = lst_programs::make_model(m, cfg, weights, outputs);
   auto* lst = dynamic_cast<LstTaskModel*>(model.get());
@@ -247,6 +249,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->group(lst);
   app.add_option("--output-gate-init", o.side.output_gate_init, "beta at init, in (0, 1)")
+      ->capture_default_str()
+      ->group(lst);
+  app.add_option("--side-pooling", o.side_pooling,
+                 "what the head reads of the side state: cls ([CLS], the paper) or mean (over real tokens)")
+      ->check(CLI::IsMember({"cls", "mean"}))
       ->capture_default_str()
       ->group(lst);
   app.add_flag(

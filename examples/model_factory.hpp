@@ -106,6 +106,7 @@ inline MethodOptions method_options_from_json(const nlohmann::json& j, const std
       // Absent from checkpoints written before the output gate existed: those had none.
       o.output_gate = j.value("output_gate", std::string("off"));
       o.side.output_gate_init = j.value("output_gate_init", 0.9);
+      o.side.mean_pooling = j.value("side_pooling", std::string("cls")) == "mean";
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": the model configuration is incomplete: " + e.what());

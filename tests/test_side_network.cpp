@@ -121,6 +121,14 @@ TEST_CASE("QST output gate (backbone [CLS] or mean-pooled final state) matches f
   check_side_gradients<LstConfig<2, KeepOddLayers, std::ratio<1, 10>, double>>(last, backbone_config(5));
 }
 
+TEST_CASE("mean pooling of the side state (with and without the output gate) matches finite differences") {
+  SideOptions o;
+  o.mean_pooling = true;
+  check_side_gradients<R2>(o);
+  o.output_gate = OutputGate::mean;
+  check_side_gradients<R2>(o);
+}
+
 TEST_CASE("the output gate starts at its initial share and mixes the backbone's pooled final state") {
   SideOptions o;
   o.output_gate = OutputGate::mean;

@@ -96,10 +96,12 @@ TEST_CASE(
   CHECK(m.at("trainable_parameters").get<double>() < m.at("total_parameters").get<double>());
   CHECK(m.at("peak_bytes").at("gradients").get<double>() < m.at("peak_bytes").at("weights").get<double>());
   // Another run on the same data and taps, with QST's output gate: the cache is reused.
-  r = run("lst-finetune", args + " --output-gate mean --out " + (dir / "b"), dir.path.string());
+  r = run("lst-finetune", args + " --output-gate mean --side-pooling mean --out " + (dir / "b"),
+          dir.path.string());
   CHECK(r.status == 0);
   CHECK(r.output.find("reused (its key matches)") != std::string::npos);
   CHECK(r.output.find("output_gate=mean") != std::string::npos);
+  CHECK(r.output.find("pooling=mean") != std::string::npos);
   // lst-predict rebuilds the side network from the checkpoint alone and labels sentences from a file.
   std::ofstream(dir / "sentences.txt") << "good fun !\nbad boring plot\n";
   r = run("lst-predict",

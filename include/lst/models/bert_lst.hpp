@@ -125,7 +125,8 @@ class BertLadderSideTuning final : public LstTaskModel {
             {"side_dropout", o.dropout},
             {"recompute_attention", o.recompute_attention},
             {"output_gate", to_string(o.output_gate)},
-            {"output_gate_init", o.output_gate_init}};
+            {"output_gate_init", o.output_gate_init},
+            {"side_pooling", o.mean_pooling ? "mean" : "cls"}};
   }
   std::vector<ParameterArena<float>*> trainable() override {
     return {&m_side.parameters(), &m_head.parameters()};

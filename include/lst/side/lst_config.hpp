@@ -94,6 +94,7 @@ struct SideOptions {
       0.1;  ///< in the side blocks, on the embeddings before the first ladder, after the final LayerNorm
   TapDtype tap_dtype = TapDtype::f32;
   OutputGate output_gate = OutputGate::off;
+  bool mean_pooling = false;      ///< the head reads the side state averaged over real tokens, not at [CLS]
   double output_gate_init = 0.9;  ///< beta at init (the share of the backbone's state), in (0, 1)
   std::vector<index_t> layers;    ///< the kept layers for ExplicitLayers
 };

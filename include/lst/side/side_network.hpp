@@ -58,8 +58,10 @@ class SideNetwork {
     typename Linear<T, Backend>::Context up;
     Tensor<T, Backend> backbone_out;  // (B, d) the backbone's pooled final state (output gate only)
     Tensor<T, Backend> up_out;        // (B, d) up(...) before the output gate (training, output gate only)
-    index_t taps_seen = 0;            // the next state index that may arrive
-    index_t events = 0;               // states consumed: the embeddings and each kept layer
+    std::vector<T> pool_weights;      // (B) 1 / real tokens, with mean pooling
+    std::vector<std::int32_t> pool_mask;  // (B, T) the padding mask, with mean pooling in training
+    index_t taps_seen = 0;                // the next state index that may arrive
+    index_t events = 0;                   // states consumed: the embeddings and each kept layer
   };
 
   /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
@@ -149,7 +151,7 @@ class SideNetwork {
            " heads=" + std::to_string(m_blocks.front().attention().heads()) +
            " gate=" + to_string(m_options.gate) + (m_options.per_channel_gates ? "/channel" : "") +
            " T=" + std::to_string(temperature) + " ladder_rank=" + std::to_string(m_options.ladder_rank) +
-           " dropout=" + std::to_string(m_options.dropout) +
+           " dropout=" + std::to_string(m_options.dropout) + (m_options.mean_pooling ? " pooling=mean" : "") +
            (m_output_gate.valid() ? std::string(" output_gate=") + to_string(m_options.output_gate) + "@" +
                                         std::to_string(m_options.output_gate_init)
                                   : std::string());
@@ -221,7 +223,8 @@ class SideNetwork {
     fuse_and_run(ctx, std::size_t(slot), hidden);
   }
 
-  /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state; with the output
+  /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state (or, with
+  /// mean_pooling, the mean of s over the real tokens); with the output
   /// gate, beta h + (1 - beta) of that, h the backbone's pooled final state.
   void finish(Context& ctx, TensorView<T, Backend> features) const {
     LST_CHECK(ctx.events == index_t(m_kept.size()) + 1, "side network: finish() after ", ctx.events,
@@ -231,8 +234,26 @@ class SideNetwork {
                     "side network: features have shape ", features.shape(), ", expected (", B, ", ",
                     m_backbone.hidden_size, ")");
     Tensor<T, Backend> cls(Shape{B, m_width});
-    for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[b][0]);
-    (void)Tn;
+    if (!m_options.mean_pooling) {
+      for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[b][0]);
+    } else {  // the mean over real tokens; ctx.pool_weights keeps 1 / (real tokens) per row for backward
+      ctx.pool_weights.assign(std::size_t(B), 0);
+      for (index_t b = 0; b < B; ++b) {
+        index_t real = 0;
+        for (index_t t = 0; t < Tn; ++t) real += (!ctx.mask || ctx.mask[b * Tn + t] != 0) ? 1 : 0;
+        const T w = T(1) / T(std::max<index_t>(real, 1));
+        ctx.pool_weights[std::size_t(b)] = w;
+        T* out = cls.data() + b * m_width;
+        std::fill(out, out + m_width, T(0));
+        for (index_t t = 0; t < Tn; ++t) {
+          if (ctx.mask && ctx.mask[b * Tn + t] == 0) continue;
+          const T* st = ctx.state.data() + (b * Tn + t) * m_width;
+          for (index_t c = 0; c < m_width; ++c) out[c] += w * st[c];
+        }
+      }
+      if (ctx.mask && ctx.mode == Mode::training)  // the caller's mask is only valid until finish()
+        ctx.pool_mask.assign(ctx.mask, ctx.mask + B * Tn);
+    }
     ctx.final_norm = m_final_norm->forward(cls, cls, ctx.mode);
     ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step);
     if (!m_output_gate.valid()) {
@@ -279,7 +300,18 @@ class SideNetwork {
     m_final_dropout.backward(ctx.final_dropout, dcls, dcls);
     m_final_norm->backward(ctx.final_norm, dcls, dcls, gm);
     Tensor<T, Backend> ds = Tensor<T, Backend>::zeros(ctx.shape), dtmp(ctx.shape);
-    for (index_t b = 0; b < B; ++b) ds[b][0].assign(dcls[b]);
+    if (!m_options.mean_pooling) {
+      for (index_t b = 0; b < B; ++b) ds[b][0].assign(dcls[b]);
+    } else {
+      const index_t Tn = ctx.shape[1];
+      for (index_t b = 0; b < B; ++b)
+        for (index_t t = 0; t < Tn; ++t) {
+          if (!ctx.pool_mask.empty() && ctx.pool_mask[std::size_t(b * Tn + t)] == 0) continue;
+          T* d = ds.data() + (b * Tn + t) * m_width;
+          const T* g = dcls.data() + b * m_width;
+          for (index_t c = 0; c < m_width; ++c) d[c] = ctx.pool_weights[std::size_t(b)] * g[c];
+        }
+    }
     for (std::size_t i = m_blocks.size(); i-- > 0;) backward_layer(ctx, i, ds, dtmp, gm);
     m_embedding_ladder->backward(ctx.embedding_ladder, ds, gm);  // s_0 = down_0(dropout(h_0))
   }
