@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads"))
       set_threads(std::atoi(argv[i + 1]));
   }
+  retain_freed_host_memory();  // as lst's programs do (core/allocator.hpp)
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
     BertEncoder<float> bert(cfg, false);

@@ -66,26 +66,47 @@ std::pair<double, double> paired_median(A&& a, B&& b) {
   return {median(ta), median(tb)};
 }
 
-/// Peak single-core fp32 throughput: independent FMA chains, enough to cover FMA latency x issue width.
+/// Peak single-core fp32 throughput: independent FMA chains, enough to cover FMA latency x issue width, in
+/// the widest vectors the build targets (AVX-512 when -march=native finds it, else AVX2).
+#if defined(__AVX512F__)
+using PeakVector = __m512;
+constexpr int peak_lanes = 16;
+inline PeakVector peak_set1(float x) { return _mm512_set1_ps(x); }
+inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm512_fmadd_ps(a, b, c); }
+inline PeakVector peak_add(PeakVector a, PeakVector b) { return _mm512_add_ps(a, b); }
+inline void peak_store(float* p, PeakVector a) { _mm512_storeu_ps(p, a); }
+constexpr const char* peak_isa = "AVX-512";
+#elif defined(__AVX__) && defined(__FMA__)
+using PeakVector = __m256;
+constexpr int peak_lanes = 8;
+inline PeakVector peak_set1(float x) { return _mm256_set1_ps(x); }
+inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm256_fmadd_ps(a, b, c); }
+inline PeakVector peak_add(PeakVector a, PeakVector b) { return _mm256_add_ps(a, b); }
+inline void peak_store(float* p, PeakVector a) { _mm256_storeu_ps(p, a); }
+constexpr const char* peak_isa = "AVX2";
+#else
+constexpr const char* peak_isa = "none";
+#endif
+
 double measure_peak_gflops() {
-#if defined(__AVX__) && defined(__FMA__)
+#if defined(__AVX512F__) || (defined(__AVX__) && defined(__FMA__))
   constexpr int chains = 12;
   const long iters = 20'000'000;
   std::vector<double> samples;
   for (int r = 0; r < g_reps; ++r) {
-    __m256 acc[chains];
-    for (int c = 0; c < chains; ++c) acc[c] = _mm256_set1_ps(float(c) * 1e-3f);
-    const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    PeakVector acc[chains];
+    for (int c = 0; c < chains; ++c) acc[c] = peak_set1(float(c) * 1e-3f);
+    const PeakVector m = peak_set1(0.999999f), a = peak_set1(1e-7f);
     const double s = seconds_of([&] {
       for (long i = 0; i < iters; ++i)
-        for (int c = 0; c < chains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], m, a);
+        for (int c = 0; c < chains; ++c) acc[c] = peak_fma(acc[c], m, a);
     });
-    float sink[8];
-    __m256 total = acc[0];
-    for (int c = 1; c < chains; ++c) total = _mm256_add_ps(total, acc[c]);
-    _mm256_storeu_ps(sink, total);
+    float sink[peak_lanes];
+    PeakVector total = acc[0];
+    for (int c = 1; c < chains; ++c) total = peak_add(total, acc[c]);
+    peak_store(sink, total);
     if (sink[0] == 12345.f) std::puts("");  // keep the loop alive
-    samples.push_back(double(iters) * chains * 8 * 2 / s / 1e9);
+    samples.push_back(double(iters) * chains * peak_lanes * 2 / s / 1e9);
   }
   return median(samples);
 #else
@@ -181,10 +202,11 @@ void bench_expressions() {
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--reps") == 0) g_reps = std::max(1, std::atoi(argv[i + 1]));
-  std::printf("lst %s core bench: medians of %d repetitions, one thread (Eigen %d.%d.%d, no OpenMP)\n",
-              version_string(), g_reps, EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
+  set_threads(1);  // a one-thread bench, also when built with OpenMP (Eigen's GEMM would take every core)
+  std::printf("lst %s core bench: medians of %d repetitions, one thread (Eigen %d.%d.%d)\n", version_string(),
+              g_reps, EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
   const double peak = measure_peak_gflops();
-  std::printf("measured single-core fp32 FMA peak: %.1f GFLOP/s%s\n", peak,
+  std::printf("measured single-core fp32 FMA peak (%s): %.1f GFLOP/s%s\n", peak_isa, peak,
               peak > 0 ? "" : " (not measured: built without AVX+FMA)");
   bench_gemm(peak);
   bench_expressions();

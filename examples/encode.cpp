@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_threads(threads);
+  retain_freed_host_memory();  // reuse freed tensors' pages (core/allocator.hpp)
   try {
     return run(o);
   } catch (const std::exception& e) {

@@ -278,6 +278,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (o.threads > 0) set_threads(o.threads);
+  retain_freed_host_memory();  // reuse freed tensors' pages (core/allocator.hpp)
   // The reference's learning rate for LST is 3e-3 (full fine-tuning: 2e-5); an explicit --lr wins.
   if (o.method == "lst" && app.count("--lr") == 0) o.train.lr = 3e-3;
   try {

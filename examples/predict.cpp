@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_threads(threads);
+  retain_freed_host_memory();  // reuse freed tensors' pages (core/allocator.hpp)
   try {
     return run(model_dir, checkpoint, input, batch_size, max_seq_len);
   } catch (const std::exception& e) {

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <lst/lst.hpp>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "gradient_check.hpp"
 
 using namespace lst;
@@ -61,3 +65,21 @@ TEST_CASE("A parameter arena makes one allocation per block, parameters aligned 
   frozen.allocate(false);
   CHECK(frozen.find("w").grad().empty());
 }
+
+#if defined(__GLIBC__)
+TEST_CASE("retain_freed_host_memory: a 16 MiB tensor comes from the kept heap, not from mmap, and stays") {
+  REQUIRE(retain_freed_host_memory());
+  const Shape shape{4 << 20};  // 16 MiB of floats: above glibc's default mmap threshold (128 KiB)
+  const std::size_t mapped_before = mallinfo2().hblkhd;
+  {
+    Tensor<float> t(shape);
+    t.fill(1.f);
+    // From the heap: glibc's default would mmap it and munmap it on free, so the next step faults it in
+    // again.
+    CHECK(mallinfo2().hblkhd == mapped_before);
+  }
+  // Freed, the heap keeps it (the trim threshold is 1 GiB): the next tensor of this size reuses its pages.
+  CHECK(mallinfo2().arena >= (std::size_t(16) << 20));
+  CHECK(mallinfo2().fordblks >= (std::size_t(16) << 20));
+}
+#endif

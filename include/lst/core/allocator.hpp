@@ -8,6 +8,10 @@
 #include <new>
 #include <utility>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "error.hpp"
 #include "memory_tracker.hpp"
 
@@ -91,5 +95,21 @@ class Buffer {
   MemCategory m_category = MemCategory::workspace;
 };
 }  // namespace detail
+
+/// Asks the C library to keep freed tensor memory for the next allocation instead of handing it back to the
+/// kernel. A training step frees and reallocates the same activation tensors every step; with glibc's
+/// defaults blocks above its mmap threshold are unmapped on free and the heap top is trimmed, so every step
+/// faults its activations in again from zeroed pages (8 % of a full fine-tuning step of all-MiniLM-L6-v2,
+/// measured with perf). This raises the mmap threshold to glibc's maximum (32 MiB on 64-bit) and the trim
+/// threshold to 1 GiB. The peak RSS does not change (the same blocks are reused); the RSS between steps stays
+/// at the peak, as with PyTorch's caching allocator. Process-wide, so the library never calls it itself:
+/// programs opt in (lst's own do). Returns false where it is not supported (not glibc).
+inline bool retain_freed_host_memory() {
+#if defined(__GLIBC__)
+  return mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+  return false;
+#endif
+}
 
 LST_NAMESPACE_END
