@@ -112,7 +112,10 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk} : Shape{workers, Tq, Tk}, cat),
         heads(Shape{B, Tq, C}, cat);
     const T scale = T(1) / std::sqrt(T(D));
-    LST_PARALLEL_FOR
+    // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
+    // when a worker thread has to wait for a busy core.
+    const bool parallel = B * H * Tq * Tk >= parallel_min_elements;
+    LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
@@ -163,7 +166,8 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> ds_all(Shape{workers, Tq, Tk});
     Tensor<T, Backend> recomputed(ctx.recompute ? Shape{workers, Tq, Tk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
-    LST_PARALLEL_FOR
+    const bool parallel = B * H * Tq * Tk >= parallel_min_elements;  // as in forward
+    LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
