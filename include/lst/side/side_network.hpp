@@ -238,19 +238,10 @@ class SideNetwork {
       for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[b][0]);
     } else {  // the mean over real tokens; ctx.pool_weights keeps 1 / (real tokens) per row for backward
       ctx.pool_weights.assign(std::size_t(B), 0);
-      for (index_t b = 0; b < B; ++b) {
-        index_t real = 0;
-        for (index_t t = 0; t < Tn; ++t) real += (!ctx.mask || ctx.mask[b * Tn + t] != 0) ? 1 : 0;
-        const T w = T(1) / T(std::max<index_t>(real, 1));
-        ctx.pool_weights[std::size_t(b)] = w;
-        T* out = cls.data() + b * m_width;
-        std::fill(out, out + m_width, T(0));
-        for (index_t t = 0; t < Tn; ++t) {
-          if (ctx.mask && ctx.mask[b * Tn + t] == 0) continue;
-          const T* st = ctx.state.data() + (b * Tn + t) * m_width;
-          for (index_t c = 0; c < m_width; ++c) out[c] += w * st[c];
-        }
-      }
+      for (index_t b = 0; b < B; ++b)
+        ctx.pool_weights[std::size_t(b)] =
+            mean_over_real_tokens(ctx.state.data() + b * Tn * m_width, Tn, m_width,
+                                  ctx.mask ? ctx.mask + b * Tn : nullptr, cls.data() + b * m_width);
       if (ctx.mask && ctx.mode == Mode::training)  // the caller's mask is only valid until finish()
         ctx.pool_mask.assign(ctx.mask, ctx.mask + B * Tn);
     }
@@ -334,14 +325,22 @@ class SideNetwork {
         std::copy(h, h + d, out);
         continue;
       }
-      index_t real = 0;
-      for (index_t t = 0; t < Tn; ++t) {
-        if (ctx.mask && ctx.mask[b * Tn + t] == 0) continue;
-        ++real;
-        for (index_t c = 0; c < d; ++c) out[c] += h[t * d + c];
-      }
-      for (index_t c = 0; c < d; ++c) out[c] /= T(std::max<index_t>(real, 1));
+      mean_over_real_tokens(h, Tn, d, ctx.mask ? ctx.mask + b * Tn : nullptr, out);
     }
+  }
+
+  /// out (C) = the mean of x (Tn, C) over the positions `mask_row` (Tn, or null: all) marks real. Returns the
+  /// weight 1 / (real positions) each one got (1 when none is real: out is then 0).
+  static T mean_over_real_tokens(const T* x, index_t Tn, index_t C, const std::int32_t* mask_row, T* out) {
+    index_t real = 0;
+    for (index_t t = 0; t < Tn; ++t) real += (!mask_row || mask_row[t] != 0) ? 1 : 0;
+    const T w = T(1) / T(std::max<index_t>(real, 1));
+    std::fill(out, out + C, T(0));
+    for (index_t t = 0; t < Tn; ++t) {
+      if (mask_row && mask_row[t] == 0) continue;
+      for (index_t c = 0; c < C; ++c) out[c] += w * x[t * C + c];
+    }
+    return w;
   }
 
   /// The gate factors mu (one, or one per channel) as a broadcastable (1, 1, c) tensor.
