@@ -238,7 +238,6 @@ class MultiHeadSelfAttention {
     return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
   }
 
-  /// In-place softmax of one score row; keys j >= P whose mask is 0 get exactly 0.
   /// Softmax of one score row in place; keys hidden by the padding mask (key j >= P reads mask[j - P]) get
   /// exactly 0, and a row whose keys are all hidden becomes all 0. Vectorised through Eigen's array exp.
   static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
