@@ -103,7 +103,8 @@ class Buffer {
 /// measured with perf). This raises the mmap threshold to glibc's maximum (32 MiB on 64-bit) and the trim
 /// threshold to 1 GiB. The peak RSS does not change (the same blocks are reused); the RSS between steps stays
 /// at the peak, as with PyTorch's caching allocator. Process-wide, so the library never calls it itself:
-/// programs opt in (lst's own do). Returns false where it is not supported (not glibc).
+/// programs opt in (lst's own do). Returns false where it is not supported (not glibc, or
+/// malloc replaced, as under AddressSanitizer).
 inline bool retain_freed_host_memory() {
 #if defined(__GLIBC__)
   return mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
