@@ -119,16 +119,14 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
-      {
-        T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
-        // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
-        gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
-                MatrixRef<T, Backend>(s, Tq, Tk));
-        for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
-        // O_h (T, D) = P (T, Tk) V_h (Tk, D)
-        gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
-                head(heads, b, h, Tq));
-      }
+      T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
+      // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
+      gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
+              MatrixRef<T, Backend>(s, Tq, Tk));
+      for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+      // O_h (T, D) = P (T, Tk) V_h (Tk, D)
+      gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
+              head(heads, b, h, Tq));
     }
     m_o.apply(heads, y);
 
@@ -171,37 +169,35 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
-      {
-        const T* p = nullptr;
-        if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
-          T* s = recomputed.data() + w * Tq * Tk;
-          gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
-                  MatrixRef<T, Backend>(s, Tq, Tk));
-          const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
-          for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
-          p = s;
-        } else {
-          p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
-        }
-        const MatrixRef<const T, Backend> pm(p, Tq, Tk);
-        // dP (T, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
-        gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, b, h, Tq), head(ctx.v, b, h, Tk), T(0),
-                MatrixRef<T, Backend>(ds));
-        gemm<T>(Trans::yes, Trans::no, T(1), pm, head(dheads, b, h, Tq), T(0), head(dv, b, h, Tk));
-        // Softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j).
-        for (index_t i = 0; i < Tq; ++i) {
-          T* d = ds.data() + i * Tk;
-          const T* pr = p + i * Tk;
-          T dot = 0;
-          for (index_t j = 0; j < Tk; ++j) dot += d[j] * pr[j];
-          for (index_t j = 0; j < Tk; ++j) d[j] = pr[j] * (d[j] - dot);
-        }
-        // dQ_h = scale * dS K_h ; dK_h = scale * dS^T Q_h
-        gemm<T>(Trans::no, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.k, b, h, Tk), T(0),
-                head(dq, b, h, Tq));
-        gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, b, h, Tq), T(0),
-                head(dk, b, h, Tk));
+      const T* p = nullptr;
+      if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
+        T* s = recomputed.data() + w * Tq * Tk;
+        gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
+                MatrixRef<T, Backend>(s, Tq, Tk));
+        const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
+        for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+        p = s;
+      } else {
+        p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
       }
+      const MatrixRef<const T, Backend> pm(p, Tq, Tk);
+      // dP (T, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
+      gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, b, h, Tq), head(ctx.v, b, h, Tk), T(0),
+              MatrixRef<T, Backend>(ds));
+      gemm<T>(Trans::yes, Trans::no, T(1), pm, head(dheads, b, h, Tq), T(0), head(dv, b, h, Tk));
+      // Softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j).
+      for (index_t i = 0; i < Tq; ++i) {
+        T* d = ds.data() + i * Tk;
+        const T* pr = p + i * Tk;
+        T dot = 0;
+        for (index_t j = 0; j < Tk; ++j) dot += d[j] * pr[j];
+        for (index_t j = 0; j < Tk; ++j) d[j] = pr[j] * (d[j] - dot);
+      }
+      // dQ_h = scale * dS K_h ; dK_h = scale * dS^T Q_h
+      gemm<T>(Trans::no, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.k, b, h, Tk), T(0),
+              head(dq, b, h, Tq));
+      gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, b, h, Tq), T(0),
+              head(dk, b, h, Tk));
     }
 
     for (index_t b = 0; b < B && P > 0; ++b) {

@@ -316,7 +316,7 @@ class SideNetwork {
     LST_CHECK_SHAPE(hidden.shape() == (Shape{B, Tn, d}),
                     "side network: the backbone's final state has shape ", hidden.shape(), ", expected (", B,
                     ", ", Tn, ", ", d, ")");
-    ctx.backbone_out = Tensor<T, Backend>::zeros(
+    ctx.backbone_out = Tensor<T, Backend>(  // every row is written below
         Shape{B, d}, ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
     for (index_t b = 0; b < B; ++b) {
       T* out = ctx.backbone_out.data() + b * d;
