@@ -21,6 +21,8 @@ TEST_CASE("Attention backward matches finite differences, with a padding mask an
   Rng rng(81);
   ParameterArena<double> arena;
   MultiHeadSelfAttention<double> attn(arena, "attn", 6, 3);  // 3 heads of width 2
+  SUBCASE("row-wise kernel") { attn.set_kernel(AttentionKernel::rowwise); }
+  SUBCASE("GEMM kernel") { attn.set_kernel(AttentionKernel::gemm); }
   arena.allocate(true);
   lst_test::randomize(arena, rng);
   auto x = lst_test::randn(Shape{2, 5, 6}, rng);
@@ -175,4 +177,97 @@ TEST_CASE("Recomputing the probabilities in backward gives the same gradients an
   attn.backward(ctx, g, dx_recomputed, GradMode::overwrite);
   for (index_t i = 0; i < x.numel(); ++i) CHECK(dx_recomputed.data()[i] == dx_kept.data()[i]);
   for (index_t i = 0; i < arena.size(); ++i) CHECK(arena.grads().data()[i] == grads_kept[std::size_t(i)]);
+}
+
+TEST_CASE("The row-wise and GEMM kernels agree: mask, prefix, kept or recomputed probabilities") {
+  for (const index_t D : {3, 4, 16, 24}) {  // the automatic choice takes row-wise up to 16
+    CAPTURE(D);
+    Rng rng(90 + std::uint64_t(D));
+    const index_t H = 2, C = H * D, B = 3, T = 7, P = 2;
+    ParameterArena<double> arena;
+    MultiHeadSelfAttention<double> attn(arena, "attn", C, H);
+    arena.allocate(true);
+    lst_test::randomize(arena, rng);
+    CHECK(attn.rowwise() == (D <= 16));
+    auto x = lst_test::randn(Shape{B, T, C}, rng), g = lst_test::randn(Shape{B, T, C}, rng);
+    auto pk = lst_test::randn(Shape{P, C}, rng), pv = lst_test::randn(Shape{P, C}, rng);
+    auto mask = padding_mask(B, T, {7, 4, 1});
+    std::vector<std::vector<double>> outputs, grads;
+    for (AttentionKernel kernel : {AttentionKernel::gemm, AttentionKernel::rowwise})
+      for (bool recompute : {false, true}) {
+        attn.set_kernel(kernel);
+        attn.set_recompute_probabilities(recompute);
+        Tensor<double> dpk = Tensor<double>::zeros(pk.shape()), dpv = Tensor<double>::zeros(pv.shape());
+        PrefixKV<double> prefix{pk.cview(), pv.cview(), dpk.view(), dpv.view()};
+        Tensor<double> y(x.shape()), dx(x.shape());
+        auto ctx = attn.forward(x, mask, y, Mode::training, &prefix);
+        attn.backward(ctx, g, dx, GradMode::overwrite);
+        outputs.push_back(y.to_vector());
+        std::vector<double> all = arena.grads().to_vector();
+        for (const auto* t : {&dx, &dpk, &dpv}) {
+          const auto v = t->to_vector();
+          all.insert(all.end(), v.begin(), v.end());
+        }
+        grads.push_back(std::move(all));
+      }
+    for (std::size_t k = 1; k < outputs.size(); ++k) {
+      for (std::size_t i = 0; i < outputs[0].size(); ++i)
+        REQUIRE(outputs[k][i] == doctest::Approx(outputs[0][i]).epsilon(1e-12));
+      for (std::size_t i = 0; i < grads[0].size(); ++i)
+        REQUIRE(grads[k][i] == doctest::Approx(grads[0][i]).epsilon(1e-10));
+    }
+    // Within one kernel, recomputed probabilities give the kept ones' gradients exactly.
+    CHECK(grads[0] == grads[1]);
+    CHECK(grads[2] == grads[3]);
+  }
+}
+
+TEST_CASE("Row softmax and dot: the same bits at every alignment, exact zeros for hidden keys") {
+  Rng rng(7);
+  for (const index_t n : {1, 5, 16, 17, 40, 128, 131}) {
+    CAPTURE(n);
+    const std::size_t count = std::size_t(n);
+    std::vector<float> row(count), other(count);
+    std::vector<std::int32_t> mask(count);
+    for (index_t j = 0; j < n; ++j) {
+      row[std::size_t(j)] = float(3 * rng.normal());
+      other[std::size_t(j)] = float(rng.normal());
+      mask[std::size_t(j)] = j % 3 != 1;
+    }
+    // Reference in double.
+    double mx = -1e300, sum = 0;
+    for (index_t j = 1; j < n; ++j)  // key 0 is a prefix position (P = 1): never hidden
+      if (mask[std::size_t(j - 1)]) mx = std::max(mx, double(row[std::size_t(j)]));
+    mx = std::max(mx, double(row[0]));
+    std::vector<double> want(count, 0.0);
+    for (index_t j = 0; j < n; ++j)
+      if (j == 0 || mask[std::size_t(j - 1)])
+        sum += want[std::size_t(j)] = std::exp(double(row[std::size_t(j)]) - mx);
+    std::vector<float> first;
+    float first_dot = 0;
+    std::vector<float> buffer(count + 32), buffer2(count + 32);
+    for (index_t offset = 0; offset < 17; ++offset) {
+      float* s = buffer.data() + offset;
+      float* o = buffer2.data() + offset;
+      std::copy(row.begin(), row.end(), s);
+      std::copy(other.begin(), other.end(), o);
+      const float d = cpu::dot(s, o, n);
+      cpu::masked_softmax_row(s, n, 1, mask.data());
+      if (offset == 0) {
+        first.assign(s, s + n);
+        first_dot = d;
+        for (index_t j = 0; j < n; ++j) {
+          CHECK(s[j] == doctest::Approx(want[std::size_t(j)] / sum).epsilon(1e-5));
+          if (j > 0 && !mask[std::size_t(j - 1)]) CHECK(s[j] == 0.0f);
+        }
+      } else {
+        REQUIRE(std::equal(first.begin(), first.end(), s));
+        REQUIRE(d == first_dot);
+      }
+    }
+  }
+  std::vector<float> row = {1, 2, 3};
+  std::vector<std::int32_t> none = {0, 0, 0};
+  cpu::masked_softmax_row(row.data(), 3, 0, none.data());
+  CHECK(row == std::vector<float>{0, 0, 0});
 }

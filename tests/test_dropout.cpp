@@ -22,6 +22,15 @@ TEST_CASE("Dropout is reproducible from its seed and step, and differs across st
     kept += v != 0.0f;
   }
   CHECK(double(kept) / 4096 == doctest::Approx(0.75).epsilon(0.04));
+  // Masks of neighbouring steps, and of neighbouring elements, are independent: kept in both ~ (1 - p)^2.
+  d1.forward(x, c, Mode::training, 8);
+  index_t both_steps = 0, both_neighbours = 0;
+  for (index_t i = 0; i < 4096; ++i) {
+    both_steps += a.data()[i] != 0.0f && c.data()[i] != 0.0f;
+    both_neighbours += i > 0 && a.data()[i] != 0.0f && a.data()[i - 1] != 0.0f;
+  }
+  CHECK(double(both_steps) / 4096 == doctest::Approx(0.5625).epsilon(0.06));
+  CHECK(double(both_neighbours) / 4095 == doctest::Approx(0.5625).epsilon(0.06));
 }
 
 TEST_CASE("Dropout is the identity in inference mode and its backward reuses the forward mask") {

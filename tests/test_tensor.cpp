@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "gradient_check.hpp"
@@ -13,6 +14,11 @@ using namespace lst;
 // Every heap allocation of this test program is counted, so "allocates nothing" is checked against the C++
 // runtime itself, not only against lst's own tracker.
 static std::atomic<long> g_heap_allocations{0};
+static std::uint32_t float_bits_of(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
 void* operator new(std::size_t n) {
   ++g_heap_allocations;
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -179,6 +185,48 @@ TEST_CASE("f16 and bf16 storage conversions round to nearest even") {
     if (((b >> 10) & 0x1f) == 0x1f) continue;
     REQUIRE(to_f16(to_float(h)).bits == h.bits);
   }
+}
+
+TEST_CASE("Bulk f16 / bf16 conversions give the element-wise conversions' bits") {
+  // Every bit pattern's float (NaNs aside, whose payloads the F16C path may keep), plus floats that probe the
+  // rounding: ties, subnormal boundaries, overflow to infinity.
+  std::vector<float> x;
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {
+    if (((b >> 10) & 0x1f) != 0x1f || (b & 0x3ff) == 0) x.push_back(to_float(f16{std::uint16_t(b)}));
+    if (((b >> 7) & 0xff) != 0xff || (b & 0x7f) == 0) x.push_back(to_float(bf16{std::uint16_t(b)}));
+  }
+  Rng rng(17);
+  for (int i = 0; i < 20000; ++i) {
+    const float f = float(rng.normal() * std::pow(2.0, rng.uniform(-30, 20)));
+    x.push_back(f);
+    x.push_back(std::nextafter(f, 0.0f));
+  }
+  for (float f : {1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65504.0f, 65520.0f, 65536.0f, 1e30f, -1e-30f,
+                  2.98023224e-8f, 2.98023253e-8f, 6.1035156e-5f, 6.1035152e-5f})
+    x.push_back(f);
+  const std::size_t n = x.size();  // not a multiple of 8: the scalar tail runs too
+  std::vector<std::uint16_t> h(n), b(n);
+  std::vector<float> back(n);
+  floats_to_f16(x.data(), h.data(), n);
+  floats_to_bf16(x.data(), b.data(), n);
+  for (std::size_t i = 0; i < n; ++i) {
+    REQUIRE(h[i] == to_f16(x[i]).bits);
+    REQUIRE(b[i] == to_bf16(x[i]).bits);
+  }
+  f16_to_floats(h.data(), back.data(), n);
+  for (std::size_t i = 0; i < n; ++i) REQUIRE(float_bits_of(back[i]) == float_bits_of(to_float(f16{h[i]})));
+  bf16_to_floats(b.data(), back.data(), n);
+  for (std::size_t i = 0; i < n; ++i) REQUIRE(float_bits_of(back[i]) == float_bits_of(to_float(bf16{b[i]})));
+  // NaN stays NaN.
+  const float nan = std::nanf("");
+  std::uint16_t hn = 0, bn = 0;
+  float fn = 0;
+  floats_to_f16(&nan, &hn, 1);
+  floats_to_bf16(&nan, &bn, 1);
+  f16_to_floats(&hn, &fn, 1);
+  CHECK(std::isnan(fn));
+  bf16_to_floats(&bn, &fn, 1);
+  CHECK(std::isnan(fn));
 }
 
 TEST_CASE("Broadcast evaluation across chunk boundaries (rows longer than expr_chunk, odd lengths)") {

@@ -21,10 +21,22 @@ LST_HOST_DEVICE inline std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/// A uniform float in [0, 1) determined by (seed, stream, index): 24 random bits, exact in float.
-LST_HOST_DEVICE inline float uniform_at(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
-  const std::uint64_t h = mix64(seed ^ mix64(stream ^ mix64(index)));
+/// The key of stream `stream` under `seed`: what uniform_in_stream() draws from. Computing it once per stream
+/// leaves one mixing round per element (dropout's hot loop).
+LST_HOST_DEVICE inline std::uint64_t stream_key(std::uint64_t seed, std::uint64_t stream) {
+  return mix64(seed ^ mix64(stream));
+}
+
+/// Element `index` of the stream keyed `key` as a uniform float in [0, 1): the index-th SplitMix64 output
+/// from state `key` (a full-avalanche mix of key + index * golden ratio), 24 random bits, exact in float.
+LST_HOST_DEVICE inline float uniform_in_stream(std::uint64_t key, std::uint64_t index) {
+  const std::uint64_t h = mix64(key + index * 0x9e3779b97f4a7c15ull);
   return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+}
+
+/// A uniform float in [0, 1) determined by (seed, stream, index).
+LST_HOST_DEVICE inline float uniform_at(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+  return uniform_in_stream(stream_key(seed, stream), index);
 }
 
 /// A sequential generator for initialisation and shuffling (SplitMix64 stream).

@@ -4,11 +4,13 @@
 ///        3.2; prefix tuning: Li & Liang 2021, 4.2).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
 
+#include "../backends/cpu/row_math.hpp"
 #include "../core/threads.hpp"
 #include "linear.hpp"
 
@@ -22,6 +24,13 @@ struct PrefixKV {
   ConstView<T, Backend> key, value;             // (P, C)
   TensorView<T, Backend> key_grad, value_grad;  // (P, C) or empty
 };
+
+/// How each (batch, head) pair's attention is computed. `gemm`: score and output GEMMs over the whole head,
+/// then the softmax row by row. `rowwise`: one query row at a time against the head's keys and values
+/// transposed into a contiguous (D, Tk) buffer, score, softmax and output in one pass over L1-resident data.
+/// For narrow heads (the LST side network's: D = 64 / r) a GEMM spends more time packing its operands than
+/// multiplying them; `automatic` takes `rowwise` up to D = 16 and `gemm` above.
+enum class AttentionKernel { automatic, gemm, rowwise };
 
 template <class T, class Backend = Cpu>
 class MultiHeadSelfAttention {
@@ -61,6 +70,14 @@ class MultiHeadSelfAttention {
   /// network's choice: its attention maps would otherwise be as large as the backbone's).
   void set_recompute_probabilities(bool on) { m_recompute = on; }
   bool recomputes_probabilities() const { return m_recompute; }
+  /// Both kernels give the same function (to rounding); tests compare them.
+  void set_kernel(AttentionKernel kernel) { m_kernel = kernel; }
+  /// Whether this layer's heads take the row-wise kernel.
+  bool rowwise() const {
+    return m_kernel == AttentionKernel::rowwise ||
+           (m_kernel == AttentionKernel::automatic && head_dim() <= rowwise_max_head_dim);
+  }
+  static constexpr index_t rowwise_max_head_dim = 16;
 
   /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
   /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
@@ -109,8 +126,14 @@ class MultiHeadSelfAttention {
     const bool keep_probs = mode == Mode::training && !m_recompute;
     // (B, H) pairs are independent: they run in parallel, each thread with its own (Tq, Tk) buffer.
     const index_t workers = threads();
-    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk} : Shape{workers, Tq, Tk}, cat),
-        heads(Shape{B, Tq, C}, cat);
+    const bool by_rows = rowwise();
+    // Per-thread scratch: the gemm kernel's (Tq, Tk) score block, or the row-wise kernel's K^T, V^T and row.
+    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk}
+                             : by_rows  ? Shape{0}
+                                        : Shape{workers, Tq, Tk},
+                             cat),
+        heads(Shape{B, Tq, C}, cat),
+        scratch(by_rows ? Shape{workers, 2 * D + 2, Tk} : Shape{0}, MemCategory::workspace);
     const T scale = T(1) / std::sqrt(T(D));
     // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
     // when a worker thread has to wait for a busy core.
@@ -119,6 +142,20 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
+      if (by_rows) {
+        T* kt = scratch.data() + index_t(thread_index()) * (2 * D + 2) * Tk;
+        T *vt = kt + D * Tk, *bias = vt + D * Tk;
+        transpose_head(k, b, h, Tk, kt);
+        transpose_head(v, b, h, Tk, vt);
+        key_bias(mrow, Tk, P, bias);
+        for (index_t i = 0; i < Tq; ++i) {
+          T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
+          probability_row(q.data() + (b * Tq + i) * C + h * D, kt, D, Tk, scale, bias, row);
+          T* o = heads.data() + (b * Tq + i) * C + h * D;
+          for (index_t d = 0; d < D; ++d) o[d] = dot(row, vt + d * Tk, Tk);
+        }
+        continue;
+      }
       T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
       // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
       gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
@@ -161,13 +198,18 @@ class MultiHeadSelfAttention {
     // (B, H) pairs run in parallel; each thread holds one head's score gradient (and probabilities, when
     // recomputed) at a time.
     const index_t workers = threads();
-    Tensor<T, Backend> ds_all(Shape{workers, Tq, Tk});
-    Tensor<T, Backend> recomputed(ctx.recompute ? Shape{workers, Tq, Tk} : Shape{0});
+    const bool by_rows = rowwise();
+    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, 4 * D + 3, Tk} : Shape{workers, Tq, Tk});
+    Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Tq, Tk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
     const bool parallel = B * H * Tq * Tk >= parallel_min_elements;  // as in forward
     LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
+      if (by_rows) {
+        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * (4 * D + 3) * Tk, dq, dk, dv);
+        continue;
+      }
       const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
       const T* p = nullptr;
       if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
@@ -234,28 +276,88 @@ class MultiHeadSelfAttention {
     return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
   }
 
-  /// Softmax of one score row in place; keys hidden by the padding mask (key j >= P reads mask[j - P]) get
-  /// exactly 0, and a row whose keys are all hidden becomes all 0. Vectorised through Eigen's array exp.
-  static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
-    constexpr T hidden = -std::numeric_limits<T>::infinity();
-    if (mask)
-      for (index_t j = P; j < n; ++j) s[j] = mask[j - P] != 0 ? s[j] : hidden;
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> row(s, n);
-    const T mx = row.maxCoeff();
-    if (mx == hidden) {  // every key masked
-      row.setZero();
-      return;
+  /// kt (D, Tk) = head h of sequence b in t (B, Tk, C), transposed: key j's D values become column j.
+  template <class Tensorish>
+  void transpose_head(const Tensorish& t, index_t b, index_t h, index_t Tk, T* kt) const {
+    const index_t C = m_dim, D = C / m_heads;
+    const T* src = t.data() + b * Tk * C + h * D;
+    for (index_t j = 0; j < Tk; ++j)
+      for (index_t d = 0; d < D; ++d) kt[d * Tk + j] = src[j * C + d];
+  }
+
+  static T dot(const T* a, const T* b, index_t n) { return cpu::dot(a, b, n); }
+
+  /// p (Tk) = masked_softmax(scale * q (D) K^T), K^T given as kt (D, Tk). Forward and the recomputation in
+  /// backward both call this, so the recomputed probabilities are the forward's bit for bit.
+  /// `bias` (Tk) is 0 for a visible key and -inf for a hidden one (key_bias()): the mask costs no pass of
+  /// its own.
+  static void probability_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p) {
+    std::copy(bias, bias + Tk, p);
+    for (index_t d = 0; d < D; ++d) cpu::axpy(scale * q[d], kt + d * Tk, p, Tk);
+    cpu::masked_softmax_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
+  }
+
+  /// bias (Tk) = 0 for prefix keys and real tokens, -inf for padding (mask row of length Tk - P, or null).
+  static void key_bias(const std::int32_t* mask, index_t Tk, index_t P, T* bias) {
+    for (index_t j = 0; j < Tk; ++j)
+      bias[j] = (j < P || !mask || mask[j - P] != 0) ? T(0) : -std::numeric_limits<T>::infinity();
+  }
+
+  /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
+  /// columns. `work` holds (4 D + 3, Tk) values: K^T, V^T, dK^T, dV^T, the probability row, dP, key bias.
+  void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
+                     T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
+    const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
+    T *kt = work, *vt = kt + D * Tk, *dkt = vt + D * Tk, *dvt = dkt + D * Tk, *p = dvt + D * Tk, *dp = p + Tk,
+      *bias = dp + Tk;
+    transpose_head(ctx.k, b, h, Tk, kt);
+    transpose_head(ctx.v, b, h, Tk, vt);
+    std::fill(dkt, dkt + 2 * D * Tk, T(0));
+    if (ctx.recompute) key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
+    for (index_t i = 0; i < Tq; ++i) {
+      const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
+      const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO row
+      const T* prob = p;
+      if (ctx.recompute)
+        probability_row(q, kt, D, Tk, scale, bias, p);
+      else
+        prob = ctx.probs.data() + ((b * H + h) * Tq + i) * Tk;
+      // dP (Tk) = dO V^T; dV^T += dO (x) p
+      std::fill(dp, dp + Tk, T(0));
+      for (index_t d = 0; d < D; ++d) {
+        cpu::axpy(go[d], vt + d * Tk, dp, Tk);
+        cpu::axpy(go[d], prob, dvt + d * Tk, Tk);
+      }
+      // Softmax backward: dS = p * (dP - p . dP), held in dp, pre-scaled by the score scale.
+      const T pdp = dot(prob, dp, Tk);
+      for (index_t j = 0; j < Tk; ++j) dp[j] = scale * prob[j] * (dp[j] - pdp);
+      // dQ = dS K; dK^T += dS (x) q
+      T* gq = dq.data() + (b * Tq + i) * C + h * D;
+      for (index_t d = 0; d < D; ++d) {
+        gq[d] = dot(dp, kt + d * Tk, Tk);
+        cpu::axpy(q[d], dp, dkt + d * Tk, Tk);
+      }
     }
-    row = (row - mx).exp();
-    if (mask)  // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: make it 0
-      for (index_t j = P; j < n; ++j) s[j] = mask[j - P] != 0 ? s[j] : T(0);
-    row *= T(1) / row.sum();
+    T* gk = dk.data() + b * Tk * C + h * D;
+    T* gv = dv.data() + b * Tk * C + h * D;
+    for (index_t j = 0; j < Tk; ++j)
+      for (index_t d = 0; d < D; ++d) {
+        gk[j * C + d] = dkt[d * Tk + j];
+        gv[j * C + d] = dvt[d * Tk + j];
+      }
+  }
+
+  /// Softmax of one score row in place (backends/cpu/row_math.hpp): keys hidden by the padding mask (key
+  /// j >= P reads mask[j - P]) get exactly 0, and a row whose keys are all hidden becomes all 0.
+  static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
+    cpu::masked_softmax_row(s, n, P, mask);
   }
 
   std::string m_name;
   index_t m_dim, m_heads;
   Linear<T, Backend> m_q, m_k, m_v, m_o;
   bool m_recompute = false;
+  AttentionKernel m_kernel = AttentionKernel::automatic;
 };
 
 LST_NAMESPACE_END

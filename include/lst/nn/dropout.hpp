@@ -55,11 +55,13 @@ class Dropout {
     const T scale = T(1.0 / (1.0 - m_p));
     const float p = static_cast<float>(m_p);
     const index_t n = in.numel();
+    const std::uint64_t key = stream_key(m_seed, ctx.step);
+    const T* x = in.data();
+    T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
     LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
     for (index_t i = 0; i < n; ++i)
-      out.data()[i] =
-          uniform_at(m_seed, ctx.step, static_cast<std::uint64_t>(i)) >= p ? in.data()[i] * scale : T(0);
+      y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
   }
 
   double m_p;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "../core/dtype.hpp"
 #include "../core/random.hpp"
@@ -97,8 +98,16 @@ class Ladder {
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
     Tensor<T, Backend> x(ctx.input_half.shape());
     const std::uint16_t* h = ctx.input_half.data();
-    for (index_t i = 0; i < x.numel(); ++i)
-      x.data()[i] = T(ctx.dtype == TapDtype::f16 ? to_float(f16{h[i]}) : to_float(bf16{h[i]}));
+    const std::size_t n = std::size_t(x.numel());
+    if constexpr (std::is_same_v<T, float>) {
+      if (ctx.dtype == TapDtype::f16)
+        f16_to_floats(h, x.data(), n);
+      else
+        bf16_to_floats(h, x.data(), n);
+    } else {
+      for (std::size_t i = 0; i < n; ++i)
+        x.data()[i] = T(ctx.dtype == TapDtype::f16 ? to_float(f16{h[i]}) : to_float(bf16{h[i]}));
+    }
     return x;
   }
 
@@ -110,8 +119,17 @@ class Ladder {
     }
     ctx.input_half = Tensor<std::uint16_t, Backend>(x.shape(), MemCategory::taps);
     std::uint16_t* h = ctx.input_half.data();
-    for (index_t i = 0; i < x.numel(); ++i)
-      h[i] = ctx.dtype == TapDtype::f16 ? to_f16(float(x.data()[i])).bits : to_bf16(float(x.data()[i])).bits;
+    const std::size_t n = std::size_t(x.numel());
+    if constexpr (std::is_same_v<T, float>) {
+      if (ctx.dtype == TapDtype::f16)
+        floats_to_f16(x.data(), h, n);
+      else
+        floats_to_bf16(x.data(), h, n);
+    } else {
+      for (std::size_t i = 0; i < n; ++i)
+        h[i] =
+            ctx.dtype == TapDtype::f16 ? to_f16(float(x.data()[i])).bits : to_bf16(float(x.data()[i])).bits;
+    }
   }
 
   std::string m_name;

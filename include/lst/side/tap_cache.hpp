@@ -116,8 +116,10 @@ class TapCache {
       return;
     }
     auto* h = reinterpret_cast<std::uint16_t*>(dst);
-    for (std::size_t i = 0; i < n; ++i)
-      h[i] = m_dtype == TapDtype::f16 ? to_f16(state[i]).bits : to_bf16(state[i]).bits;
+    if (m_dtype == TapDtype::f16)
+      floats_to_f16(state, h, n);
+    else
+      floats_to_bf16(state, h, n);
   }
   /// Marks `row` complete (after every slot was stored).
   void mark_filled(std::uint32_t row) { m_filled[row] = 1; }
@@ -131,8 +133,10 @@ class TapCache {
       return;
     }
     const auto* h = reinterpret_cast<const std::uint16_t*>(src);
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = m_dtype == TapDtype::f16 ? to_float(f16{h[i]}) : to_float(bf16{h[i]});
+    if (m_dtype == TapDtype::f16)
+      f16_to_floats(h, out, n);
+    else
+      bf16_to_floats(h, out, n);
   }
 
  private:

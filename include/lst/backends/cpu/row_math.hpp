@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/// @file row_math.hpp
+/// @brief Row kernels for attention on the CPU, written in Eigen's SIMD packets: a dot product and a masked
+///        softmax whose results do not depend on where the row lies in memory.
+///
+/// Eigen's own reductions and array functions over a Map start at the first *aligned* element: a scalar head
+/// (scalar std::exp, a different summation order) whose length depends on the address. The same row at two
+/// addresses then differs in its last bits, so attention probabilities recomputed in backward would not be
+/// the forward's. Here lane k of every packet always holds the elements j = k (mod L), and the last partial
+/// packet is padded, so the arithmetic is a function of the values alone, and no element takes a scalar path.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include <Eigen/Core>
+
+#include "../../core/shape.hpp"
+
+LST_NAMESPACE_BEGIN
+namespace cpu {
+
+template <class T>
+using Packet = typename Eigen::internal::packet_traits<T>::type;
+template <class T>
+inline constexpr index_t packet_size = Eigen::internal::unpacket_traits<Packet<T>>::size;
+
+/// sum_j a[j] b[j] over n values, lane-wise in packets, then a fixed tree over the lanes.
+template <class T>
+T dot(const T* a, const T* b, index_t n) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  Packet<T> acc = ei::pset1<Packet<T>>(T(0));
+  for (index_t j = 0; j < full; j += L)
+    acc = ei::pmadd(ei::ploadu<Packet<T>>(a + j), ei::ploadu<Packet<T>>(b + j), acc);
+  T tail = 0;
+  for (index_t j = full; j < n; ++j) tail += a[j] * b[j];
+  return ei::predux(acc) + tail;
+}
+
+/// y[j] += a x[j] over n values (one fused multiply-add per element, vector or not).
+template <class T>
+void axpy(T a, const T* x, T* y, index_t n) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  const Packet<T> pa = ei::pset1<Packet<T>>(a);
+  for (index_t j = 0; j < full; j += L)
+    ei::pstoreu(y + j, ei::pmadd(pa, ei::ploadu<Packet<T>>(x + j), ei::ploadu<Packet<T>>(y + j)));
+  for (index_t j = full; j < n; ++j) y[j] = std::fma(a, x[j], y[j]);
+}
+
+/// Softmax of the row s (n) in place. Key j >= P is hidden when mask[j - P] == 0 (mask may be null: none);
+/// a hidden key gets exactly 0, and a row whose keys are all hidden becomes all 0 (not NaN).
+template <class T>
+void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
+  namespace ei = Eigen::internal;
+  using P_t = Packet<T>;
+  constexpr index_t L = packet_size<T>;
+  constexpr T hidden = -std::numeric_limits<T>::infinity();
+  if (mask)
+    for (index_t j = P; j < n; ++j) s[j] = mask[j - P] != 0 ? s[j] : hidden;
+  const index_t full = n - n % L;
+  const P_t phidden = ei::pset1<P_t>(hidden);
+  P_t lane_max = phidden;  // max is exact in any order; lanes only break the dependency chain
+  for (index_t j = 0; j < full; j += L) lane_max = ei::pmax(lane_max, ei::ploadu<P_t>(s + j));
+  T mx = ei::predux_max(lane_max);
+  for (index_t j = full; j < n; ++j) mx = std::max(mx, s[j]);
+  if (mx == hidden) {  // every key hidden
+    std::fill(s, s + n, T(0));
+    return;
+  }
+  const P_t pmx = ei::pset1<P_t>(mx);
+  // exp(s - max), zero where the score was hidden (Eigen's exp clamps its argument: exp(-inf) would be a
+  // tiny positive number, not 0), summed lane-wise.
+  const auto exp_row = [&](P_t x) {
+    return ei::pandnot(ei::pexp(ei::psub(x, pmx)), ei::pcmp_eq(x, phidden));
+  };
+  P_t sum = ei::pset1<P_t>(T(0));
+  for (index_t j = 0; j < full; j += L) {
+    const P_t e = exp_row(ei::ploadu<P_t>(s + j));
+    ei::pstoreu(s + j, e);
+    sum = ei::padd(sum, e);
+  }
+  if (full < n) {  // the last partial packet, padded with hidden scores (which become 0)
+    alignas(64) T tail[L];
+    std::fill(tail, tail + L, hidden);
+    std::copy(s + full, s + n, tail);
+    const P_t e = exp_row(ei::pload<P_t>(tail));
+    ei::pstore(tail, e);
+    std::copy(tail, tail + (n - full), s + full);
+    sum = ei::padd(sum, e);
+  }
+  const T inv = T(1) / ei::predux(sum);
+  const P_t pinv = ei::pset1<P_t>(inv);
+  for (index_t j = 0; j < full; j += L) ei::pstoreu(s + j, ei::pmul(ei::ploadu<P_t>(s + j), pinv));
+  for (index_t j = full; j < n; ++j) s[j] *= inv;
+}
+
+}  // namespace cpu
+LST_NAMESPACE_END
