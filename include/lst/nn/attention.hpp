@@ -133,7 +133,7 @@ class MultiHeadSelfAttention {
                                         : Shape{workers, Tq, Tk},
                              cat),
         heads(Shape{B, Tq, C}, cat),
-        scratch(by_rows ? Shape{workers, 2 * D + 2, Tk} : Shape{0}, MemCategory::workspace);
+        scratch(by_rows ? Shape{workers, forward_scratch(D, Tk)} : Shape{0}, MemCategory::workspace);
     const T scale = T(1) / std::sqrt(T(D));
     // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
     // when a worker thread has to wait for a busy core.
@@ -143,14 +143,14 @@ class MultiHeadSelfAttention {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
       if (by_rows) {
-        T* kt = scratch.data() + index_t(thread_index()) * (2 * D + 2) * Tk;
+        T* kt = scratch.data() + index_t(thread_index()) * forward_scratch(D, Tk);
         T *vt = kt + D * Tk, *bias = vt + D * Tk;
         transpose_head(k, b, h, Tk, kt);
         transpose_head(v, b, h, Tk, vt);
         key_bias(mrow, Tk, P, bias);
         for (index_t i = 0; i < Tq; ++i) {
           T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
-          probability_row(q.data() + (b * Tq + i) * C + h * D, kt, D, Tk, scale, bias, row);
+          probability_row(q.data() + (b * Tq + i) * C + h * D, kt, D, Tk, scale, bias, row, bias + 2 * Tk);
           T* o = heads.data() + (b * Tq + i) * C + h * D;
           for (index_t d = 0; d < D; ++d) o[d] = dot(row, vt + d * Tk, Tk);
         }
@@ -199,7 +199,7 @@ class MultiHeadSelfAttention {
     // recomputed) at a time.
     const index_t workers = threads();
     const bool by_rows = rowwise();
-    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, 4 * D + 3, Tk} : Shape{workers, Tq, Tk});
+    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, backward_scratch(D, Tk)} : Shape{workers, Tq, Tk});
     Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Tq, Tk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
     const bool parallel = B * H * Tq * Tk >= parallel_min_elements;  // as in forward
@@ -207,7 +207,7 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {
-        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * (4 * D + 3) * Tk, dq, dk, dv);
+        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * backward_scratch(D, Tk), dq, dk, dv);
         continue;
       }
       const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
@@ -287,13 +287,14 @@ class MultiHeadSelfAttention {
 
   static T dot(const T* a, const T* b, index_t n) { return cpu::dot(a, b, n); }
 
-  /// p (Tk) = masked_softmax(scale * q (D) K^T), K^T given as kt (D, Tk). Forward and the recomputation in
-  /// backward both call this, so the recomputed probabilities are the forward's bit for bit.
-  /// `bias` (Tk) is 0 for a visible key and -inf for a hidden one (key_bias()): the mask costs no pass of
-  /// its own.
-  static void probability_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p) {
-    std::copy(bias, bias + Tk, p);
-    for (index_t d = 0; d < D; ++d) cpu::axpy(scale * q[d], kt + d * Tk, p, Tk);
+  /// p (Tk) = masked_softmax(scale * q (D) K^T), K^T given as kt (D, Tk); `bias` (Tk) is 0 for a visible key
+  /// and -inf for a hidden one (key_bias()), so the mask costs no pass of its own. Forward and the
+  /// recomputation in backward both call this: the recomputed probabilities are the forward's bit for bit.
+  /// `scaled_q` is room for D values.
+  static void probability_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p,
+                              T* scaled_q) {
+    for (index_t d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
+    cpu::combine_rows(scaled_q, D, kt, Tk, bias, p);
     cpu::masked_softmax_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
   }
 
@@ -303,31 +304,35 @@ class MultiHeadSelfAttention {
       bias[j] = (j < P || !mask || mask[j - P] != 0) ? T(0) : -std::numeric_limits<T>::infinity();
   }
 
+  /// Per-thread scratch of the row-wise kernel, in values: forward K^T, V^T (D rows of Tk each), key bias,
+  /// probability row (Tk each) and the scaled query (D); backward adds dK^T, dV^T (D rows each), dP and a row
+  /// of zeros.
+  static index_t forward_scratch(index_t D, index_t Tk) { return (2 * D + 2) * Tk + D; }
+  static index_t backward_scratch(index_t D, index_t Tk) { return (4 * D + 4) * Tk + D; }
+
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
-  /// columns. `work` holds (4 D + 3, Tk) values: K^T, V^T, dK^T, dV^T, the probability row, dP, key bias.
+  /// columns. `work` holds backward_scratch(D, Tk) values.
   void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
                      T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
     const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
     T *kt = work, *vt = kt + D * Tk, *dkt = vt + D * Tk, *dvt = dkt + D * Tk, *p = dvt + D * Tk, *dp = p + Tk,
-      *bias = dp + Tk;
+      *bias = dp + Tk, *zeros = bias + Tk, *scaled_q = zeros + Tk;
     transpose_head(ctx.k, b, h, Tk, kt);
     transpose_head(ctx.v, b, h, Tk, vt);
     std::fill(dkt, dkt + 2 * D * Tk, T(0));
+    std::fill(zeros, zeros + Tk, T(0));
     if (ctx.recompute) key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
     for (index_t i = 0; i < Tq; ++i) {
       const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
       const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO row
       const T* prob = p;
       if (ctx.recompute)
-        probability_row(q, kt, D, Tk, scale, bias, p);
+        probability_row(q, kt, D, Tk, scale, bias, p, scaled_q);
       else
         prob = ctx.probs.data() + ((b * H + h) * Tq + i) * Tk;
       // dP (Tk) = dO V^T; dV^T += dO (x) p
-      std::fill(dp, dp + Tk, T(0));
-      for (index_t d = 0; d < D; ++d) {
-        cpu::axpy(go[d], vt + d * Tk, dp, Tk);
-        cpu::axpy(go[d], prob, dvt + d * Tk, Tk);
-      }
+      cpu::combine_rows(go, D, vt, Tk, zeros, dp);
+      for (index_t d = 0; d < D; ++d) cpu::axpy(go[d], prob, dvt + d * Tk, Tk);
       // Softmax backward: dS = p * (dP - p . dP), held in dp, pre-scaled by the score scale.
       const T pdp = dot(prob, dp, Tk);
       for (index_t j = 0; j < Tk; ++j) dp[j] = scale * prob[j] * (dp[j] - pdp);

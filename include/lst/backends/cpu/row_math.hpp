@@ -53,6 +53,26 @@ void axpy(T a, const T* x, T* y, index_t n) {
   for (index_t j = full; j < n; ++j) y[j] = std::fma(a, x[j], y[j]);
 }
 
+/// p (n) = bias + sum_d a[d] rows[d] over D rows of length n (row d at rows + d * n): each element is
+/// bias[j], then one fused multiply-add per d in order, held in a register across d.
+template <class T>
+void combine_rows(const T* a, index_t D, const T* rows, index_t n, const T* bias, T* p) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  for (index_t j = 0; j < full; j += L) {
+    Packet<T> acc = ei::ploadu<Packet<T>>(bias + j);
+    for (index_t d = 0; d < D; ++d)
+      acc = ei::pmadd(ei::pset1<Packet<T>>(a[d]), ei::ploadu<Packet<T>>(rows + d * n + j), acc);
+    ei::pstoreu(p + j, acc);
+  }
+  for (index_t j = full; j < n; ++j) {
+    T acc = bias[j];
+    for (index_t d = 0; d < D; ++d) acc = std::fma(a[d], rows[d * n + j], acc);
+    p[j] = acc;
+  }
+}
+
 /// Softmax of the row s (n) in place. Key j >= P is hidden when mask[j - P] == 0 (mask may be null: none);
 /// a hidden key gets exactly 0, and a row whose keys are all hidden becomes all 0 (not NaN).
 template <class T>
