@@ -16,6 +16,7 @@ while [[ $# -gt 0 && "$1" != "--" ]]; do tasks+=("$1"); shift; done
 LST_MODEL_DIR="${LST_MODEL_DIR:-$(python3 "$ROOT/scripts/fetch-model.py" | tail -n 1)}"
 cmake -S "$ROOT" -B "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release >&2
 cmake --build "$ROOT/build/release" --target lst-finetune -j "$(nproc 2>/dev/null || echo 2)" >&2
+mkdir -p "$out_root"
 method=full
 for ((i = 1; i <= $#; ++i)); do [[ "${!i}" == "--method" ]] && { j=$((i + 1)); method="${!j}"; }; done
 for spec in "${tasks[@]}"; do

@@ -67,6 +67,16 @@ inline int threads() {
 #endif
 }
 
+/// Runs f(begin, end) over [0, n) in chunks of `chunk` elements (the last one shorter), in parallel when n is
+/// long. The chunks do not depend on the thread count, so neither do results whose arithmetic depends on
+/// where a range starts (a vectorised loop's scalar tail): keep `chunk` a multiple of the SIMD width.
+template <class F>
+void for_each_chunk(long n, long chunk, F&& f) {
+  const long chunks = (n + chunk - 1) / chunk;
+  LST_PARALLEL_FOR_IF(n >= parallel_min_elements && chunks > 1)
+  for (long i = 0; i < chunks; ++i) f(i * chunk, std::min(n, (i + 1) * chunk));
+}
+
 /// The calling thread's index inside a LST_PARALLEL_FOR loop (0 outside one, or without OpenMP).
 inline int thread_index() {
 #if defined(_OPENMP)

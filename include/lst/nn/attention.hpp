@@ -149,10 +149,16 @@ class MultiHeadSelfAttention {
         transpose_head(v, b, h, Tk, vt);
         key_bias(mrow, Tk, P, bias);
         for (index_t i = 0; i < Tq; ++i) {
-          T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
-          probability_row(q.data() + (b * Tq + i) * C + h * D, kt, D, Tk, scale, bias, row, bias + 2 * Tk);
+          const T* qi = q.data() + (b * Tq + i) * C + h * D;
           T* o = heads.data() + (b * Tq + i) * C + h * D;
-          for (index_t d = 0; d < D; ++d) o[d] = dot(row, vt + d * Tk, Tk);
+          // Normalising the D outputs instead of the Tk probabilities saves a pass when nothing keeps the
+          // row; a kept row is then normalised exactly as masked_softmax_row() does, so the probabilities
+          // recomputed in backward equal it bit for bit.
+          T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
+          const T sum = exp_row(qi, kt, D, Tk, scale, bias, row, bias + 2 * Tk);
+          const T inv = sum != T(0) ? T(1) / sum : T(0);
+          for (index_t d = 0; d < D; ++d) o[d] = dot(row, vt + d * Tk, Tk) * inv;
+          if (keep_probs && sum != T(0)) cpu::scale_row(row, Tk, inv);
         }
         continue;
       }
@@ -296,6 +302,14 @@ class MultiHeadSelfAttention {
     for (index_t d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
     cpu::combine_rows(scaled_q, D, kt, Tk, bias, p);
     cpu::masked_softmax_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
+  }
+
+  /// probability_row() without the normalisation: returns the row's sum (0 when every key is hidden).
+  static T exp_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p,
+                   T* scaled_q) {
+    for (index_t d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
+    cpu::combine_rows(scaled_q, D, kt, Tk, bias, p);
+    return cpu::masked_exp_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
   }
 
   /// bias (Tk) = 0 for prefix keys and real tokens, -inf for padding (mask row of length Tk - P, or null).

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <string>
 
+#include "../backends/cpu/row_math.hpp"
+#include "../core/threads.hpp"
 #include "parameter_arena.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -49,17 +51,15 @@ class LayerNorm {
     }
     const T* g = m_gamma.value().data();
     const T* b = m_beta.value().data();
+    // Rows are independent: each is one thread's, whatever the thread count (y may alias x).
+    LST_PARALLEL_FOR_IF(rows * c >= parallel_min_elements)
     for (index_t r = 0; r < rows; ++r) {
       const T* xr = x.data() + r * c;
       T* yr = y.data() + r * c;
       // Two passes (mean, then centred variance): exact enough where E[x^2] - E[x]^2 cancels
-      // catastrophically.
-      T mean = 0;
-      for (index_t j = 0; j < c; ++j) mean += xr[j];
-      mean /= T(c);
-      T var = 0;
-      for (index_t j = 0; j < c; ++j) var += (xr[j] - mean) * (xr[j] - mean);
-      var /= T(c);
+      // catastrophically. Both are SIMD reductions (a scalar sum is one long dependency chain).
+      const T mean = cpu::sum(xr, c) / T(c);
+      const T var = cpu::centred_square_sum(xr, mean, c) / T(c);
       const T rstd = T(1) / std::sqrt(var + T(m_eps));
       if (keep) {
         T* h = ctx.xhat.data() + r * c;
@@ -100,17 +100,12 @@ class LayerNorm {
     LST_CHECK_SHAPE(dx.numel() == rows * c && dx.shape().cols() == c, "LayerNorm '", m_name,
                     "': input gradient dx has shape ", dx.shape(), ", expected ", rows, " rows of ", c);
     const T* gamma = m_gamma.value().data();
+    LST_PARALLEL_FOR_IF(rows * c >= parallel_min_elements)
     for (index_t r = 0; r < rows; ++r) {
       const T* h = ctx.xhat.data() + r * c;
       const T* g = dy.data() + r * c;
-      T mean_g = 0, mean_gh = 0;
-      for (index_t j = 0; j < c; ++j) {
-        const T gj = g[j] * gamma[j];
-        mean_g += gj;
-        mean_gh += gj * h[j];
-      }
-      mean_g /= T(c);
-      mean_gh /= T(c);
+      const T mean_g = cpu::dot(g, gamma, c) / T(c);
+      const T mean_gh = cpu::dot3(g, gamma, h, c) / T(c);
       const T rstd = ctx.rstd.data()[r];
       T* d = dx.data() + r * c;  // written last: dx may alias dy
       for (index_t j = 0; j < c; ++j) d[j] = rstd * (g[j] * gamma[j] - mean_g - h[j] * mean_gh);

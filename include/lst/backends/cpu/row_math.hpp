@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file row_math.hpp
-/// @brief Row kernels for attention on the CPU, written in Eigen's SIMD packets: a dot product and a masked
-///        softmax whose results do not depend on where the row lies in memory.
+/// @brief Row kernels on the CPU (attention, LayerNorm), written in Eigen's SIMD packets: sums, dot products
+///        and a masked softmax whose results do not depend on where the row lies in memory.
 ///
 /// Eigen's own reductions and array functions over a Map start at the first *aligned* element: a scalar head
 /// (scalar std::exp, a different summation order) whose length depends on the address. The same row at two
@@ -41,6 +41,51 @@ T dot(const T* a, const T* b, index_t n) {
   return ei::predux(acc) + tail;
 }
 
+/// sum_j x[j], lane-wise in packets (as dot()).
+template <class T>
+T sum(const T* x, index_t n) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  Packet<T> acc = ei::pset1<Packet<T>>(T(0));
+  for (index_t j = 0; j < full; j += L) acc = ei::padd(acc, ei::ploadu<Packet<T>>(x + j));
+  T tail = 0;
+  for (index_t j = full; j < n; ++j) tail += x[j];
+  return ei::predux(acc) + tail;
+}
+
+/// sum_j (x[j] - c)^2, lane-wise in packets.
+template <class T>
+T centred_square_sum(const T* x, T c, index_t n) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  const Packet<T> pc = ei::pset1<Packet<T>>(c);
+  Packet<T> acc = ei::pset1<Packet<T>>(T(0));
+  for (index_t j = 0; j < full; j += L) {
+    const Packet<T> d = ei::psub(ei::ploadu<Packet<T>>(x + j), pc);
+    acc = ei::pmadd(d, d, acc);
+  }
+  T tail = 0;
+  for (index_t j = full; j < n; ++j) tail += (x[j] - c) * (x[j] - c);
+  return ei::predux(acc) + tail;
+}
+
+/// sum_j a[j] b[j] c[j], lane-wise in packets.
+template <class T>
+T dot3(const T* a, const T* b, const T* c, index_t n) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  Packet<T> acc = ei::pset1<Packet<T>>(T(0));
+  for (index_t j = 0; j < full; j += L)
+    acc = ei::pmadd(ei::pmul(ei::ploadu<Packet<T>>(a + j), ei::ploadu<Packet<T>>(b + j)),
+                    ei::ploadu<Packet<T>>(c + j), acc);
+  T tail = 0;
+  for (index_t j = full; j < n; ++j) tail += a[j] * b[j] * c[j];
+  return ei::predux(acc) + tail;
+}
+
 /// y[j] += a x[j] over n values (one fused multiply-add per element, vector or not).
 template <class T>
 void axpy(T a, const T* x, T* y, index_t n) {
@@ -73,10 +118,12 @@ void combine_rows(const T* a, index_t D, const T* rows, index_t n, const T* bias
   }
 }
 
-/// Softmax of the row s (n) in place. Key j >= P is hidden when mask[j - P] == 0 (mask may be null: none);
-/// a hidden key gets exactly 0, and a row whose keys are all hidden becomes all 0 (not NaN).
+/// The softmax of the row s (n) without its normalisation: s[j] becomes exp(s[j] - max s), 0 for a hidden key
+/// (key j >= P is hidden when mask[j - P] == 0; mask may be null: none; a score of -inf is hidden too).
+/// Returns the sum of the row (0 when every key is hidden: the row is then all 0). Callers that only need
+/// weighted sums of the probabilities divide those by the sum instead of the whole row.
 template <class T>
-void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
+T masked_exp_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
   namespace ei = Eigen::internal;
   using P_t = Packet<T>;
   constexpr index_t L = packet_size<T>;
@@ -91,7 +138,7 @@ void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
   for (index_t j = full; j < n; ++j) mx = std::max(mx, s[j]);
   if (mx == hidden) {  // every key hidden
     std::fill(s, s + n, T(0));
-    return;
+    return T(0);
   }
   const P_t pmx = ei::pset1<P_t>(mx);
   // exp(s - max), zero where the score was hidden (Eigen's exp clamps its argument: exp(-inf) would be a
@@ -114,10 +161,26 @@ void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
     std::copy(tail, tail + (n - full), s + full);
     sum = ei::padd(sum, e);
   }
-  const T inv = T(1) / ei::predux(sum);
-  const P_t pinv = ei::pset1<P_t>(inv);
-  for (index_t j = 0; j < full; j += L) ei::pstoreu(s + j, ei::pmul(ei::ploadu<P_t>(s + j), pinv));
-  for (index_t j = full; j < n; ++j) s[j] *= inv;
+  return ei::predux(sum);
+}
+
+/// s[j] *= a over n values.
+template <class T>
+void scale_row(T* s, index_t n, T a) {
+  namespace ei = Eigen::internal;
+  constexpr index_t L = packet_size<T>;
+  const index_t full = n - n % L;
+  const Packet<T> pa = ei::pset1<Packet<T>>(a);
+  for (index_t j = 0; j < full; j += L) ei::pstoreu(s + j, ei::pmul(ei::ploadu<Packet<T>>(s + j), pa));
+  for (index_t j = full; j < n; ++j) s[j] *= a;
+}
+
+/// Softmax of the row s (n) in place. Key j >= P is hidden when mask[j - P] == 0 (mask may be null: none);
+/// a hidden key gets exactly 0, and a row whose keys are all hidden becomes all 0 (not NaN).
+template <class T>
+void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
+  const T sum = masked_exp_row(s, n, P, mask);
+  if (sum != T(0)) scale_row(s, n, T(1) / sum);
 }
 
 }  // namespace cpu
