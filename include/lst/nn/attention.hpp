@@ -321,8 +321,14 @@ class MultiHeadSelfAttention {
   /// Per-thread scratch of the row-wise kernel, in values: forward K^T, V^T (D rows of Tk each), key bias,
   /// probability row (Tk each) and the scaled query (D); backward adds dK^T, dV^T (D rows each), dP and a row
   /// of zeros.
-  static index_t forward_scratch(index_t D, index_t Tk) { return (2 * D + 2) * Tk + D; }
-  static index_t backward_scratch(index_t D, index_t Tk) { return (4 * D + 4) * Tk + D; }
+  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing made the
+  /// row-wise kernel scale 1.2x on two threads instead of 1.7x).
+  static index_t forward_scratch(index_t D, index_t Tk) { return whole_lines((2 * D + 2) * Tk + D); }
+  static index_t backward_scratch(index_t D, index_t Tk) { return whole_lines((4 * D + 4) * Tk + D); }
+  static index_t whole_lines(index_t n) {
+    constexpr index_t per_line = index_t(64 / sizeof(T));
+    return (n + per_line - 1) / per_line * per_line;
+  }
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
   /// columns. `work` holds backward_scratch(D, Tk) values.
