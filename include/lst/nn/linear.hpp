@@ -3,7 +3,9 @@
 /// @brief Linear layer y = x W^T + b, W (out, in) as in PyTorch and Hugging Face checkpoints.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "../backends/cpu/cpu.hpp"
 #include "parameter_arena.hpp"
@@ -56,8 +58,17 @@ class Linear {
     LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(x), MatrixRef<const T, Backend>(y)), "Linear '",
               m_name, "': output y overlaps input x (a linear layer cannot run in place)");
     const bool bias = has_bias();
-    if (bias)
-      y.as_matrix() = expr(m_bias.value());  // broadcast b over rows, then GEMM adds into it (beta = 1)
+    if (bias) {  // broadcast b over rows, then the GEMM adds into it (beta = 1)
+      if constexpr (std::is_same_v<Backend, Cpu>) {  // row copies: memcpy speed, on every thread
+        const T* b = m_bias.value().data();
+        T* out = y.data();
+        const index_t rows = y.shape().rows(), n = m_out;
+        LST_PARALLEL_FOR_IF(rows * n >= parallel_min_elements)
+        for (index_t r = 0; r < rows; ++r) std::copy(b, b + n, out + r * n);
+      } else {
+        y.as_matrix() = expr(m_bias.value());
+      }
+    }
     gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
   }
 
