@@ -58,16 +58,29 @@ struct Executor<Cpu> {
     static_assert(std::is_same_v<std::remove_const_t<U>, T>, "lst: copy between different element types");
     LST_CHECK_SHAPE(src.shape() == dst.shape(), "copy: source shape ", src.shape(),
                     " differs from destination ", dst.shape());
-    if (src.data() != dst.data() && src.numel() > 0)
-      std::memmove(dst.data(), src.data(), sizeof(T) * static_cast<std::size_t>(src.numel()));
+    const index_t n = src.numel();
+    if (src.data() == dst.data() || n == 0) return;
+    const T* from = src.data();
+    T* to = dst.data();
+    if (from < to + n && to < from + n) {  // overlapping ranges: one memmove
+      std::memmove(to, from, sizeof(T) * static_cast<std::size_t>(n));
+      return;
+    }
+    // Saved activations and ladder inputs are tens of MiB: copied on every thread (one memcpy a chunk).
+    for_each_chunk(n, copy_chunk, [&](long begin, long end) {
+      std::memcpy(to + begin, from + begin, sizeof(T) * static_cast<std::size_t>(end - begin));
+    });
   }
 
   template <class T>
   static void fill(const TensorView<T, Cpu>& dst, std::remove_const_t<T> v) {
-    std::fill(dst.data(), dst.data() + dst.numel(), v);
+    T* to = dst.data();
+    for_each_chunk(dst.numel(), copy_chunk, [&](long begin, long end) { std::fill(to + begin, to + end, v); });
   }
 
  private:
+  static constexpr long copy_chunk = 1L << 16;  // elements per parallel copy or fill chunk
+
   /// Walks one output row of `cols` columns in chunks of expr_chunk: seeks the expression to each chunk and
   /// calls f(first column, chunk length).
   template <class E, class F>
