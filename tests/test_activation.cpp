@@ -29,3 +29,21 @@ TEST_CASE("Hugging Face activation names map to kinds; unknown names are a clear
   CHECK(activation_from_name("relu") == ActivationKind::relu);
   CHECK(lst_test::error_of([] { activation_from_name("swish"); }).find("swish") != std::string::npos);
 }
+
+TEST_CASE("GELU over a long tensor (fixed chunks, split over threads) matches the erf formula") {
+  Rng rng(44);
+  const index_t n = 70001;  // several chunks and a ragged last one
+  Tensor<float> x(Shape{n}), y(Shape{n}), dy(Shape{n}), dx(Shape{n});
+  for (index_t i = 0; i < n; ++i) {
+    x.data()[i] = float(3 * rng.normal());
+    dy.data()[i] = float(rng.normal());
+  }
+  activation_forward(ActivationKind::gelu, x.cview(), y.view());
+  activation_backward(ActivationKind::gelu, x.cview(), dy.cview(), dx.view());
+  for (index_t i = 0; i < n; ++i) {
+    const double v = x.data()[i], cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
+    const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * 3.14159265358979323846);
+    REQUIRE(y.data()[i] == doctest::Approx(v * cdf).epsilon(1e-5).scale(0.1));
+    REQUIRE(dx.data()[i] == doctest::Approx(dy.data()[i] * (cdf + v * pdf)).epsilon(1e-5).scale(0.1));
+  }
+}
