@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tensors, views, expression templates and reductions (core/tensor.hpp, core/expression.hpp,
 // core/reduction.hpp).
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -185,6 +186,19 @@ TEST_CASE("f16 and bf16 storage conversions round to nearest even") {
     if (((b >> 10) & 0x1f) == 0x1f) continue;
     REQUIRE(to_f16(to_float(h)).bits == h.bits);
   }
+}
+
+TEST_CASE(
+    "Copies and fills of long tensors (split into chunks over threads) are exact, ragged end included") {
+  const index_t n = 3 * 65536 + 123;
+  Tensor<float> a(Shape{n});
+  for (index_t i = 0; i < n; ++i) a.data()[i] = float(i) * 0.5f - 7.0f;
+  const Tensor<float> b = clone_as(a.cview(), MemCategory::workspace);
+  REQUIRE(std::equal(a.data(), a.data() + n, b.data()));
+  a.fill(3.25f);
+  CHECK(std::all_of(a.data(), a.data() + n, [](float v) { return v == 3.25f; }));
+  Tensor<float> z = Tensor<float>::zeros(Shape{n});
+  CHECK(std::all_of(z.data(), z.data() + n, [](float v) { return v == 0.0f; }));
 }
 
 TEST_CASE("Bulk f16 / bf16 conversions give the element-wise conversions' bits") {
