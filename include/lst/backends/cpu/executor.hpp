@@ -75,7 +75,8 @@ struct Executor<Cpu> {
   template <class T>
   static void fill(const TensorView<T, Cpu>& dst, std::remove_const_t<T> v) {
     T* to = dst.data();
-    for_each_chunk(dst.numel(), copy_chunk, [&](long begin, long end) { std::fill(to + begin, to + end, v); });
+    for_each_chunk(dst.numel(), copy_chunk,
+                   [&](long begin, long end) { std::fill(to + begin, to + end, v); });
   }
 
  private:

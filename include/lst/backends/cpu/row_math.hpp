@@ -6,9 +6,9 @@
 /// Eigen's own reductions and array functions over a Map start at the first *aligned* element: a scalar head
 /// (scalar std::exp, a different summation order) whose length depends on the address. The same row at two
 /// addresses then differs in its last bits, so attention probabilities recomputed in backward would not be
-/// the forward's. Here lane k of every packet always holds the elements j = k (mod L), and the elements past the
-/// last whole packet are the same ones at any address (the softmax's exp pads them into one more packet, so no
-/// element takes a scalar exp), so the arithmetic is a function of the values alone.
+/// the forward's. Here lane k of every packet always holds the elements j = k (mod L), and the elements past
+/// the last whole packet are the same ones at any address (the softmax's exp pads them into one more packet,
+/// so no element takes a scalar exp), so the arithmetic is a function of the values alone.
 #pragma once
 
 #include <algorithm>
