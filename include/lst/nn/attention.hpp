@@ -299,9 +299,8 @@ class MultiHeadSelfAttention {
   /// `scaled_q` is room for D values.
   static void probability_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p,
                               T* scaled_q) {
-    for (index_t d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
-    cpu::combine_rows(scaled_q, D, kt, Tk, bias, p);
-    cpu::masked_softmax_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
+    const T sum = exp_row(q, kt, D, Tk, scale, bias, p, scaled_q);
+    if (sum != T(0)) cpu::scale_row(p, Tk, T(1) / sum);  // as the forward normalises a kept row
   }
 
   /// probability_row() without the normalisation: returns the row's sum (0 when every key is hidden).
