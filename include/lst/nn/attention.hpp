@@ -152,12 +152,12 @@ class MultiHeadSelfAttention {
           const T* qi = q.data() + (b * Tq + i) * C + h * D;
           T* o = heads.data() + (b * Tq + i) * C + h * D;
           // Normalising the D outputs instead of the Tk probabilities saves a pass when nothing keeps the
-          // row; a kept row is then normalised exactly as masked_softmax_row() does, so the probabilities
-          // recomputed in backward equal it bit for bit.
+          // row; a kept row is then normalised exactly as cpu::masked_softmax_row() does, so the
+          // probabilities recomputed in backward equal it bit for bit.
           T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
           const T sum = exp_row(qi, kt, D, Tk, scale, bias, row, bias + 2 * Tk);
           const T inv = sum != T(0) ? T(1) / sum : T(0);
-          for (index_t d = 0; d < D; ++d) o[d] = dot(row, vt + d * Tk, Tk) * inv;
+          for (index_t d = 0; d < D; ++d) o[d] = cpu::dot(row, vt + d * Tk, Tk) * inv;
           if (keep_probs && sum != T(0)) cpu::scale_row(row, Tk, inv);
         }
         continue;
@@ -166,7 +166,7 @@ class MultiHeadSelfAttention {
       // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
       gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
               MatrixRef<T, Backend>(s, Tq, Tk));
-      for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+      for (index_t i = 0; i < Tq; ++i) cpu::masked_softmax_row(s + i * Tk, Tk, P, mrow);
       // O_h (T, D) = P (T, Tk) V_h (Tk, D)
       gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
               head(heads, b, h, Tq));
@@ -223,7 +223,7 @@ class MultiHeadSelfAttention {
         gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
                 MatrixRef<T, Backend>(s, Tq, Tk));
         const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
-        for (index_t i = 0; i < Tq; ++i) masked_softmax_row(s + i * Tk, Tk, P, mrow);
+        for (index_t i = 0; i < Tq; ++i) cpu::masked_softmax_row(s + i * Tk, Tk, P, mrow);
         p = s;
       } else {
         p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
@@ -291,8 +291,6 @@ class MultiHeadSelfAttention {
       for (index_t d = 0; d < D; ++d) kt[d * Tk + j] = src[j * C + d];
   }
 
-  static T dot(const T* a, const T* b, index_t n) { return cpu::dot(a, b, n); }
-
   /// p (Tk) = masked_softmax(scale * q (D) K^T), K^T given as kt (D, Tk); `bias` (Tk) is 0 for a visible key
   /// and -inf for a hidden one (key_bias()), so the mask costs no pass of its own. Forward and the
   /// recomputation in backward both call this: the recomputed probabilities are the forward's bit for bit.
@@ -353,12 +351,12 @@ class MultiHeadSelfAttention {
       cpu::combine_rows(go, D, vt, Tk, zeros, dp);
       for (index_t d = 0; d < D; ++d) cpu::axpy(go[d], prob, dvt + d * Tk, Tk);
       // Softmax backward: dS = p * (dP - p . dP), held in dp, pre-scaled by the score scale.
-      const T pdp = dot(prob, dp, Tk);
+      const T pdp = cpu::dot(prob, dp, Tk);
       for (index_t j = 0; j < Tk; ++j) dp[j] = scale * prob[j] * (dp[j] - pdp);
       // dQ = dS K; dK^T += dS (x) q
       T* gq = dq.data() + (b * Tq + i) * C + h * D;
       for (index_t d = 0; d < D; ++d) {
-        gq[d] = dot(dp, kt + d * Tk, Tk);
+        gq[d] = cpu::dot(dp, kt + d * Tk, Tk);
         cpu::axpy(q[d], dp, dkt + d * Tk, Tk);
       }
     }
@@ -369,12 +367,6 @@ class MultiHeadSelfAttention {
         gk[j * C + d] = dkt[d * Tk + j];
         gv[j * C + d] = dvt[d * Tk + j];
       }
-  }
-
-  /// Softmax of one score row in place (backends/cpu/row_math.hpp): keys hidden by the padding mask (key
-  /// j >= P reads mask[j - P]) get exactly 0, and a row whose keys are all hidden becomes all 0.
-  static void masked_softmax_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
-    cpu::masked_softmax_row(s, n, P, mask);
   }
 
   std::string m_name;

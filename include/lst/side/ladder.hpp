@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <type_traits>
 
 #include "../core/dtype.hpp"
 #include "../core/random.hpp"
@@ -97,17 +96,7 @@ class Ladder {
   Tensor<T, Backend> restore(const Context& ctx) const {
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
     Tensor<T, Backend> x(ctx.input_half.shape());
-    const std::uint16_t* h = ctx.input_half.data();
-    const std::size_t n = std::size_t(x.numel());
-    if constexpr (std::is_same_v<T, float>) {
-      if (ctx.dtype == TapDtype::f16)
-        f16_to_floats(h, x.data(), n);
-      else
-        bf16_to_floats(h, x.data(), n);
-    } else {
-      for (std::size_t i = 0; i < n; ++i)
-        x.data()[i] = T(ctx.dtype == TapDtype::f16 ? to_float(f16{h[i]}) : to_float(bf16{h[i]}));
-    }
+    from_half_storage(ctx.dtype, ctx.input_half.data(), x.data(), std::size_t(x.numel()));
     return x;
   }
 
@@ -118,18 +107,7 @@ class Ladder {
       return;
     }
     ctx.input_half = Tensor<std::uint16_t, Backend>(x.shape(), MemCategory::taps);
-    std::uint16_t* h = ctx.input_half.data();
-    const std::size_t n = std::size_t(x.numel());
-    if constexpr (std::is_same_v<T, float>) {
-      if (ctx.dtype == TapDtype::f16)
-        floats_to_f16(x.data(), h, n);
-      else
-        floats_to_bf16(x.data(), h, n);
-    } else {
-      for (std::size_t i = 0; i < n; ++i)
-        h[i] =
-            ctx.dtype == TapDtype::f16 ? to_f16(float(x.data()[i])).bits : to_bf16(float(x.data()[i])).bits;
-    }
+    to_half_storage(ctx.dtype, x.data(), ctx.input_half.data(), std::size_t(x.numel()));
   }
 
   std::string m_name;

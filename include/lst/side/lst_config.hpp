@@ -5,10 +5,14 @@
 ///        SideOptions.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <ratio>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "../core/dtype.hpp"
 #include "../core/error.hpp"
 #include "layer_mask.hpp"
 
@@ -82,6 +86,34 @@ inline TapDtype tap_dtype_from_name(const std::string& name) {
 }
 inline const char* to_string(TapDtype t) {
   return t == TapDtype::f32 ? "f32" : t == TapDtype::f16 ? "f16" : "bf16";
+}
+
+/// n values of T into half-width storage `dtype` (f16 or bf16): the bulk conversions of core/dtype.hpp for
+/// float, element by element through float for other types (double in gradient checks).
+template <class T>
+void to_half_storage(TapDtype dtype, const T* in, std::uint16_t* out, std::size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (dtype == TapDtype::f16)
+      floats_to_f16(in, out, n);
+    else
+      floats_to_bf16(in, out, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = dtype == TapDtype::f16 ? to_f16(float(in[i])).bits : to_bf16(float(in[i])).bits;
+  }
+}
+/// The inverse of to_half_storage().
+template <class T>
+void from_half_storage(TapDtype dtype, const std::uint16_t* in, T* out, std::size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (dtype == TapDtype::f16)
+      f16_to_floats(in, out, n);
+    else
+      bf16_to_floats(in, out, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = T(dtype == TapDtype::f16 ? to_float(f16{in[i]}) : to_float(bf16{in[i]}));
+  }
 }
 
 struct SideOptions {

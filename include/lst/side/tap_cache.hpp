@@ -115,11 +115,7 @@ class TapCache {
       std::memcpy(dst, state, n * 4);
       return;
     }
-    auto* h = reinterpret_cast<std::uint16_t*>(dst);
-    if (m_dtype == TapDtype::f16)
-      floats_to_f16(state, h, n);
-    else
-      floats_to_bf16(state, h, n);
+    to_half_storage(m_dtype, state, reinterpret_cast<std::uint16_t*>(dst), n);
   }
   /// Marks `row` complete (after every slot was stored).
   void mark_filled(std::uint32_t row) { m_filled[row] = 1; }
@@ -132,11 +128,7 @@ class TapCache {
       std::memcpy(out, src, n * 4);
       return;
     }
-    const auto* h = reinterpret_cast<const std::uint16_t*>(src);
-    if (m_dtype == TapDtype::f16)
-      f16_to_floats(h, out, n);
-    else
-      bf16_to_floats(h, out, n);
+    from_half_storage(m_dtype, reinterpret_cast<const std::uint16_t*>(src), out, n);
   }
 
  private:
