@@ -318,8 +318,8 @@ class MultiHeadSelfAttention {
   /// Per-thread scratch of the row-wise kernel, in values: forward K^T, V^T (D rows of Tk each), key bias,
   /// probability row (Tk each) and the scaled query (D); backward adds dK^T, dV^T (D rows each), dP and a row
   /// of zeros.
-  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing made
-  /// the row-wise kernel scale 1.2x on two threads instead of 1.7x).
+  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing on the
+  /// scaled query, written every row at the end of a region, made the second thread nearly useless).
   static index_t forward_scratch(index_t D, index_t Tk) { return whole_lines((2 * D + 2) * Tk + D); }
   static index_t backward_scratch(index_t D, index_t Tk) { return whole_lines((4 * D + 4) * Tk + D); }
   static index_t whole_lines(index_t n) {
