@@ -10,6 +10,7 @@
 #include <limits>
 #include <string>
 
+#include "../backends/cpu/attention_rows.hpp"
 #include "../backends/cpu/row_math.hpp"
 #include "../core/threads.hpp"
 #include "linear.hpp"
@@ -26,10 +27,11 @@ struct PrefixKV {
 };
 
 /// How each (batch, head) pair's attention is computed. `gemm`: score and output GEMMs over the whole head,
-/// then the softmax row by row. `rowwise`: one query row at a time against the head's keys and values
-/// transposed into a contiguous (D, Tk) buffer, score, softmax and output in one pass over L1-resident data.
-/// For narrow heads (the LST side network's: D = 64 / r) a GEMM spends more time packing its operands than
-/// multiplying them; `automatic` takes `rowwise` up to D = 16 and `gemm` above.
+/// then the softmax row by row. `rowwise` (heads up to 16 wide): one query row at a time against the head's
+/// keys and values transposed into a contiguous (D, Tk) buffer, in two fused passes over L1-resident data
+/// (backends/cpu/attention_rows.hpp). For narrow heads (the LST side network's: D = 64 / r) a GEMM spends
+/// more time packing its operands than multiplying them; `automatic` takes `rowwise` up to D = 16 and `gemm`
+/// above.
 enum class AttentionKernel { automatic, gemm, rowwise };
 
 template <class T, class Backend = Cpu>
@@ -41,6 +43,7 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first
     Tensor<T, Backend> probs;            // (B, H, T, P+T) softmax output; empty when backward recomputes it
     Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, kept only for the recomputation
+    Tensor<T, Backend> row_stats;  // (B, H, T, 2) each row's softmax max and 1 / sum (row-wise recompute)
     bool recompute = false;
     Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
     // Where backward adds the prefix gradients (copied out of the caller's PrefixKV, which need not outlive
@@ -71,13 +74,18 @@ class MultiHeadSelfAttention {
   void set_recompute_probabilities(bool on) { m_recompute = on; }
   bool recomputes_probabilities() const { return m_recompute; }
   /// Both kernels give the same function (to rounding); tests compare them.
-  void set_kernel(AttentionKernel kernel) { m_kernel = kernel; }
+  void set_kernel(AttentionKernel kernel) {
+    LST_CHECK(kernel != AttentionKernel::rowwise || head_dim() <= rowwise_max_head_dim,
+              "MultiHeadSelfAttention '", m_name, "': the row-wise kernel takes heads up to ",
+              rowwise_max_head_dim, " wide; these are ", head_dim(), " wide (use gemm or automatic)");
+    m_kernel = kernel;
+  }
   /// Whether this layer's heads take the row-wise kernel.
   bool rowwise() const {
     return m_kernel == AttentionKernel::rowwise ||
            (m_kernel == AttentionKernel::automatic && head_dim() <= rowwise_max_head_dim);
   }
-  static constexpr index_t rowwise_max_head_dim = 16;
+  static constexpr index_t rowwise_max_head_dim = cpu::attention_row_max_head_dim;
 
   /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
   /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
@@ -133,7 +141,10 @@ class MultiHeadSelfAttention {
                                         : Shape{workers, Tq, Tk},
                              cat),
         heads(Shape{B, Tq, C}, cat),
-        scratch(by_rows ? Shape{workers, forward_scratch(D, Tk)} : Shape{0}, MemCategory::workspace);
+        scratch(by_rows ? Shape{workers, forward_scratch(D, Tk)} : Shape{0}, MemCategory::workspace),
+        // What the row-wise backward needs to recompute a row's probabilities with one exp each.
+        row_stats(by_rows && mode == Mode::training && !keep_probs ? Shape{B, H, Tq, 2} : Shape{0},
+                  MemCategory::activations);
     const T scale = T(1) / std::sqrt(T(D));
     // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
     // when a worker thread has to wait for a busy core.
@@ -143,23 +154,10 @@ class MultiHeadSelfAttention {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
       if (by_rows) {
-        T* kt = scratch.data() + index_t(thread_index()) * forward_scratch(D, Tk);
-        T *vt = kt + D * Tk, *bias = vt + D * Tk;
-        transpose_head(k, b, h, Tk, kt);
-        transpose_head(v, b, h, Tk, vt);
-        key_bias(mrow, Tk, P, bias);
-        for (index_t i = 0; i < Tq; ++i) {
-          const T* qi = q.data() + (b * Tq + i) * C + h * D;
-          T* o = heads.data() + (b * Tq + i) * C + h * D;
-          // Normalising the D outputs instead of the Tk probabilities saves a pass when nothing keeps the
-          // row; a kept row is then normalised exactly as cpu::masked_softmax_row() does, so the
-          // probabilities recomputed in backward equal it bit for bit.
-          T* row = keep_probs ? probs.data() + (bh * Tq + i) * Tk : bias + Tk;
-          const T sum = exp_row(qi, kt, D, Tk, scale, bias, row, bias + 2 * Tk);
-          const T inv = sum != T(0) ? T(1) / sum : T(0);
-          for (index_t d = 0; d < D; ++d) o[d] = cpu::dot(row, vt + d * Tk, Tk) * inv;
-          if (keep_probs && sum != T(0)) cpu::scale_row(row, Tk, inv);
-        }
+        forward_rows(q, k, v, mrow, b, h, scale,
+                     scratch.data() + index_t(thread_index()) * forward_scratch(D, Tk), heads,
+                     keep_probs ? probs.data() + bh * Tq * Tk : nullptr,
+                     row_stats.empty() ? nullptr : row_stats.data() + bh * Tq * 2);
         continue;
       }
       T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
@@ -180,6 +178,7 @@ class MultiHeadSelfAttention {
       if (keep_probs) ctx.probs = std::move(probs);
       ctx.recompute = !keep_probs;
       if (ctx.recompute && mask.data()) ctx.mask = clone_as(mask, MemCategory::activations);
+      ctx.row_stats = std::move(row_stats);
       ctx.heads = std::move(heads);
       if (prefix) {
         ctx.prefix_key_grad = prefix->key_grad.data();
@@ -282,49 +281,71 @@ class MultiHeadSelfAttention {
     return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
   }
 
-  /// kt (D, Tk) = head h of sequence b in t (B, Tk, C), transposed: key j's D values become column j.
+  /// kt (D, Tp) = head h of sequence b in t (B, Tk, C), transposed: key j's D values become column j; the
+  /// columns past Tk (up to Tp = cpu::padded_keys(Tk)) are 0.
   template <class Tensorish>
   void transpose_head(const Tensorish& t, index_t b, index_t h, index_t Tk, T* kt) const {
-    const index_t C = m_dim, D = C / m_heads;
+    const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(Tk);
     const T* src = t.data() + b * Tk * C + h * D;
-    for (index_t j = 0; j < Tk; ++j)
-      for (index_t d = 0; d < D; ++d) kt[d * Tk + j] = src[j * C + d];
+    for (index_t d = 0; d < D; ++d) {
+      for (index_t j = 0; j < Tk; ++j) kt[d * Tp + j] = src[j * C + d];
+      std::fill(kt + d * Tp + Tk, kt + (d + 1) * Tp, T(0));
+    }
   }
 
-  /// p (Tk) = masked_softmax(scale * q (D) K^T), K^T given as kt (D, Tk); `bias` (Tk) is 0 for a visible key
-  /// and -inf for a hidden one (key_bias()), so the mask costs no pass of its own. Forward and the
-  /// recomputation in backward both call this: the recomputed probabilities are the forward's bit for bit.
-  /// `scaled_q` is room for D values.
-  static void probability_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p,
-                              T* scaled_q) {
-    const T sum = exp_row(q, kt, D, Tk, scale, bias, p, scaled_q);
-    if (sum != T(0)) cpu::scale_row(p, Tk, T(1) / sum);  // as the forward normalises a kept row
-  }
-
-  /// probability_row() without the normalisation: returns the row's sum (0 when every key is hidden).
-  static T exp_row(const T* q, const T* kt, index_t D, index_t Tk, T scale, const T* bias, T* p,
-                   T* scaled_q) {
-    for (index_t d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
-    cpu::combine_rows(scaled_q, D, kt, Tk, bias, p);
-    return cpu::masked_exp_row(p, Tk, 0, static_cast<const std::int32_t*>(nullptr));
-  }
-
-  /// bias (Tk) = 0 for prefix keys and real tokens, -inf for padding (mask row of length Tk - P, or null).
+  /// bias (Tp) = 0 for prefix keys and real tokens, -inf for padding (mask row of length Tk - P, or null) and
+  /// for the columns past Tk: the mask and the packet padding cost no pass of their own.
   static void key_bias(const std::int32_t* mask, index_t Tk, index_t P, T* bias) {
-    for (index_t j = 0; j < Tk; ++j)
-      bias[j] = (j < P || !mask || mask[j - P] != 0) ? T(0) : -std::numeric_limits<T>::infinity();
+    constexpr T hidden = -std::numeric_limits<T>::infinity();
+    const index_t Tp = cpu::padded_keys<T>(Tk);
+    for (index_t j = 0; j < Tk; ++j) bias[j] = (j < P || !mask || mask[j - P] != 0) ? T(0) : hidden;
+    std::fill(bias + Tk, bias + Tp, hidden);
   }
 
-  /// Per-thread scratch of the row-wise kernel, in values: forward K^T, V^T (D rows of Tk each), key bias,
-  /// probability row (Tk each) and the scaled query (D); backward adds dK^T, dV^T (D rows each), dP and a row
-  /// of zeros.
-  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing on the
-  /// scaled query, written every row at the end of a region, made the second thread nearly useless).
-  static index_t forward_scratch(index_t D, index_t Tk) { return whole_lines((2 * D + 2) * Tk + D); }
-  static index_t backward_scratch(index_t D, index_t Tk) { return whole_lines((4 * D + 4) * Tk + D); }
+  /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
+  /// (D rows of Tp each), key bias and the row's exps (Tp each); backward K^T, V^T, dK^T, dV^T (D rows each),
+  /// the row's probabilities, dP and the key bias.
+  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing on
+  /// values written every row made the second thread nearly useless).
+  static index_t forward_scratch(index_t D, index_t Tk) {
+    return whole_lines((2 * D + 2) * cpu::padded_keys<T>(Tk));
+  }
+  static index_t backward_scratch(index_t D, index_t Tk) {
+    return whole_lines((4 * D + 3) * cpu::padded_keys<T>(Tk));
+  }
   static index_t whole_lines(index_t n) {
     constexpr index_t per_line = index_t(64 / sizeof(T));
     return (n + per_line - 1) / per_line * per_line;
+  }
+
+  /// Forward of the row-wise kernel for head h of sequence b: that head's columns of `heads` (B, Tq, C);
+  /// `probs` (Tq, Tk) gets the probabilities when training keeps them (else null), `stats` (Tq, 2) each row's
+  /// max and 1 / sum when backward recomputes them (else null). `work` holds forward_scratch(D, Tk) values.
+  void forward_rows(const Tensor<T, Backend>& q, const Tensor<T, Backend>& k, const Tensor<T, Backend>& v,
+                    const std::int32_t* mask_row, index_t b, index_t h, T scale, T* work,
+                    Tensor<T, Backend>& heads, T* probs, T* stats) const {
+    const index_t Tq = q.dim(1), Tk = k.dim(1), P = Tk - Tq, C = m_dim, D = C / m_heads;
+    const index_t Tp = cpu::padded_keys<T>(Tk);
+    T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp;
+    transpose_head(k, b, h, Tk, kt);
+    transpose_head(v, b, h, Tk, vt);
+    key_bias(mask_row, Tk, P, bias);
+    cpu::with_head_dim(D, [&](auto width) {
+      constexpr int Dc = decltype(width)::value;
+      for (index_t i = 0; i < Tq; ++i) {
+        const T* qi = q.data() + (b * Tq + i) * C + h * D;
+        T* o = heads.data() + (b * Tq + i) * C + h * D;
+        const cpu::SoftmaxRowStats<T> st =
+            cpu::attention_row_forward<T, Dc>(qi, scale, kt, vt, bias, Tp, e, o);
+        if (stats) {
+          stats[2 * i] = st.max;
+          stats[2 * i + 1] = st.inv_sum;
+        }
+        // The same product backward's recomputation takes: kept and recomputed rows are equal bit for bit.
+        if (probs)
+          for (index_t j = 0; j < Tk; ++j) probs[i * Tk + j] = e[j] * st.inv_sum;
+      }
+    });
   }
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
@@ -332,40 +353,40 @@ class MultiHeadSelfAttention {
   void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
                      T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
     const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
-    T *kt = work, *vt = kt + D * Tk, *dkt = vt + D * Tk, *dvt = dkt + D * Tk, *p = dvt + D * Tk, *dp = p + Tk,
-      *bias = dp + Tk, *zeros = bias + Tk, *scaled_q = zeros + Tk;
+    const index_t Tp = cpu::padded_keys<T>(Tk);
+    T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp, *dp = p + Tp,
+      *bias = dp + Tp;
     transpose_head(ctx.k, b, h, Tk, kt);
     transpose_head(ctx.v, b, h, Tk, vt);
-    std::fill(dkt, dkt + 2 * D * Tk, T(0));
-    std::fill(zeros, zeros + Tk, T(0));
-    if (ctx.recompute) key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
-    for (index_t i = 0; i < Tq; ++i) {
-      const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
-      const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO row
-      const T* prob = p;
-      if (ctx.recompute)
-        probability_row(q, kt, D, Tk, scale, bias, p, scaled_q);
-      else
-        prob = ctx.probs.data() + ((b * H + h) * Tq + i) * Tk;
-      // dP (Tk) = dO V^T; dV^T += dO (x) p
-      cpu::combine_rows(go, D, vt, Tk, zeros, dp);
-      for (index_t d = 0; d < D; ++d) cpu::axpy(go[d], prob, dvt + d * Tk, Tk);
-      // Softmax backward: dS = p * (dP - p . dP), held in dp, pre-scaled by the score scale.
-      const T pdp = cpu::dot(prob, dp, Tk);
-      for (index_t j = 0; j < Tk; ++j) dp[j] = scale * prob[j] * (dp[j] - pdp);
-      // dQ = dS K; dK^T += dS (x) q
-      T* gq = dq.data() + (b * Tq + i) * C + h * D;
-      for (index_t d = 0; d < D; ++d) {
-        gq[d] = cpu::dot(dp, kt + d * Tk, Tk);
-        cpu::axpy(q[d], dp, dkt + d * Tk, Tk);
+    std::fill(dkt, dkt + 2 * D * Tp, T(0));
+    if (ctx.recompute)
+      key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
+    else
+      std::fill(p + Tk, p + Tp, T(0));  // the kept rows are copied in front of these zeros
+    cpu::with_head_dim(D, [&](auto width) {
+      constexpr int Dc = decltype(width)::value;
+      for (index_t i = 0; i < Tq; ++i) {
+        const index_t row = (b * H + h) * Tq + i;
+        const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
+        const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO row
+        cpu::SoftmaxRowStats<T> st{T(0), T(0)};
+        const T* kept = nullptr;
+        if (ctx.recompute) {
+          st = {ctx.row_stats.data()[2 * row], ctx.row_stats.data()[2 * row + 1]};
+        } else {
+          std::copy(ctx.probs.data() + row * Tk, ctx.probs.data() + (row + 1) * Tk, p);
+          kept = p;
+        }
+        T* gq = dq.data() + (b * Tq + i) * C + h * D;
+        cpu::attention_row_backward<T, Dc>(q, scale, go, kt, vt, bias, Tp, st, kept, p, dp, dkt, dvt, gq);
       }
-    }
+    });
     T* gk = dk.data() + b * Tk * C + h * D;
     T* gv = dv.data() + b * Tk * C + h * D;
     for (index_t j = 0; j < Tk; ++j)
       for (index_t d = 0; d < D; ++d) {
-        gk[j * C + d] = dkt[d * Tk + j];
-        gv[j * C + d] = dvt[d * Tk + j];
+        gk[j * C + d] = dkt[d * Tp + j];
+        gv[j * C + d] = dvt[d * Tp + j];
       }
   }
 

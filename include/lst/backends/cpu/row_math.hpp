@@ -87,38 +87,6 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
   return ei::predux(acc) + tail;
 }
 
-/// y[j] += a x[j] over n values (one fused multiply-add per element, vector or not).
-template <class T>
-void axpy(T a, const T* x, T* y, index_t n) {
-  namespace ei = Eigen::internal;
-  constexpr index_t L = packet_size<T>;
-  const index_t full = n - n % L;
-  const Packet<T> pa = ei::pset1<Packet<T>>(a);
-  for (index_t j = 0; j < full; j += L)
-    ei::pstoreu(y + j, ei::pmadd(pa, ei::ploadu<Packet<T>>(x + j), ei::ploadu<Packet<T>>(y + j)));
-  for (index_t j = full; j < n; ++j) y[j] = std::fma(a, x[j], y[j]);
-}
-
-/// p (n) = bias + sum_d a[d] rows[d] over D rows of length n (row d at rows + d * n): each element is
-/// bias[j], then one fused multiply-add per d in order, held in a register across d.
-template <class T>
-void combine_rows(const T* a, index_t D, const T* rows, index_t n, const T* bias, T* p) {
-  namespace ei = Eigen::internal;
-  constexpr index_t L = packet_size<T>;
-  const index_t full = n - n % L;
-  for (index_t j = 0; j < full; j += L) {
-    Packet<T> acc = ei::ploadu<Packet<T>>(bias + j);
-    for (index_t d = 0; d < D; ++d)
-      acc = ei::pmadd(ei::pset1<Packet<T>>(a[d]), ei::ploadu<Packet<T>>(rows + d * n + j), acc);
-    ei::pstoreu(p + j, acc);
-  }
-  for (index_t j = full; j < n; ++j) {
-    T acc = bias[j];
-    for (index_t d = 0; d < D; ++d) acc = std::fma(a[d], rows[d * n + j], acc);
-    p[j] = acc;
-  }
-}
-
 /// The softmax of the row s (n) without its normalisation: s[j] becomes exp(s[j] - max s), 0 for a hidden key
 /// (key j >= P is hidden when mask[j - P] == 0; mask may be null: none; a score of -inf is hidden too).
 /// Returns the sum of the row (0 when every key is hidden: the row is then all 0). Callers that only need
