@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <lst/lst.hpp>
 
 using namespace lst;
@@ -25,18 +26,16 @@ int main(int argc, char** argv) {
   std::string dir = env ? env : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
   index_t B = 32, T = 128;
   int reps = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--model"))
-      dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--batch"))
-      B = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seq"))
-      T = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps"))
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--threads"))
-      set_threads(std::atoi(argv[i + 1]));
-  }
+  int thread_count = 0;
+  CLI::App app{"Forward throughput of all-MiniLM-L6-v2 in lst (scripts/bench_bert.sh)"};
+  app.add_option("--model", dir, "checkpoint directory (default $LST_MODEL_DIR)");
+  app.add_option("--batch", B, "batch size")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--seq", T, "sequence length")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--reps", reps, "timed forwards after the warm-up (the median is printed)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--threads", thread_count, "threads (0 = OpenMP's default)")->check(CLI::Range(0, 4096));
+  CLI11_PARSE(app, argc, argv);
+  if (thread_count > 0) set_threads(thread_count);
   retain_freed_host_memory();  // as lst's programs do (core/allocator.hpp)
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");

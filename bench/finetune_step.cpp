@@ -4,7 +4,8 @@
 ///        mode, cross-entropy, backward through every layer, clipping, AdamW. Batch B, sequence T, median of
 ///        N updates. bench/finetune_step.sh runs it beside PyTorch doing the same update on the same ids.
 ///
-///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5] [--threads N]
+///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5] [--threads N] [--method full|lst]
+///                       [--r 8] [--side-heads H] [--tap-dtype f32|f16|bf16] [--cache-taps off|ram] (--help)
 /// Prints one JSON line with the step time, the tracker's peak bytes per category, and the process RSS after
 /// loading and at its peak (their difference is what training added on top of the loaded model).
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <lst/lst.hpp>
 
 using namespace lst;
@@ -41,28 +43,27 @@ int main(int argc, char** argv) {
   std::string method = "full", tap_dtype = "f32";
   bool cache_taps = false;
   index_t side_heads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--model"))
-      dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--batch"))
-      B = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seq"))
-      T = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps"))
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--threads"))
-      set_threads(std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--method"))
-      method = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--r"))
-      r = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--side-heads"))
-      side_heads = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--tap-dtype"))
-      tap_dtype = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--cache-taps"))
-      cache_taps = !std::strcmp(argv[i + 1], "ram");
-  }
+  int thread_count = 0;
+  CLI::App app{
+      "One training update of all-MiniLM-L6-v2 in lst: full fine-tuning or LST (bench/finetune_step.sh)"};
+  app.add_option("--model", dir, "checkpoint directory (default $LST_MODEL_DIR)");
+  app.add_option("--batch", B, "batch size")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--seq", T, "sequence length")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--reps", reps, "timed updates after the warm-up (the median is printed)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--threads", thread_count, "threads (0 = OpenMP's default)")->check(CLI::Range(0, 4096));
+  app.add_option("--method", method, "full or lst")->check(CLI::IsMember({"full", "lst"}));
+  app.add_option("--r", r, "LST reduction factor")->check(CLI::IsMember({2, 4, 8}));
+  app.add_option("--side-heads", side_heads, "side attention heads (0 = as the backbone)")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--tap-dtype", tap_dtype, "storage of the ladder inputs")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+  std::string cache = "off";
+  app.add_option("--cache-taps", cache, "ram: time steps fed from the tap cache")
+      ->check(CLI::IsMember({"off", "ram"}));
+  CLI11_PARSE(app, argc, argv);
+  cache_taps = cache == "ram";
+  if (thread_count > 0) set_threads(thread_count);
   retain_freed_host_memory();  // as lst's programs do (core/allocator.hpp)
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");

@@ -46,7 +46,7 @@ print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['impl']} | {r['method']}{' r=' + str(r['r']) if r['method'] == 'lst' else ''} | {r['threads']} "
           f"| {r['step_seconds']:.2f} | {r['tokens_per_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_loaded_mib']:.0f} "
-          f"| {over(r):.0f} | {r.get('tracker_total_mib', float('nan')):.0f} |")
+          f"| {over(r):.0f} | {format(r['tracker_total_mib'], '.0f') if 'tracker_total_mib' in r else '–'} |")
 for method in ('full', 'lst'):
     for threads in (1, 2):
         ours = next(r for r in rows if r['impl'] == 'lst' and r['method'] == method and r['threads'] == threads)
