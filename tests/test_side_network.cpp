@@ -271,3 +271,37 @@ TEST_CASE("ladder inputs stored as f16 or bf16 give gradients close to f32 stora
     CHECK(std::sqrt(diff / norm) > 0);  // the storage type really changed
   }
 }
+
+TEST_CASE("a backbone state given away to on_tap gives the borrowed state's result, kept without a copy") {
+  for (TapDtype dtype : {TapDtype::f32, TapDtype::f16}) {
+    INFO("tap dtype " << std::string(to_string(dtype)));
+    SideOptions o;
+    o.tap_dtype = dtype;
+    Fixture<R2> f(o);
+    const index_t d = f.backbone.config().hidden_size;
+    Rng rng(5);
+    auto g = lst_test::randn(Shape{2, d}, rng);
+    auto run = [&](bool give) {
+      Tensor<double> features(Shape{2, d});
+      auto ctx = f.side.begin(2, 5, f.mask, Mode::training, 7);
+      Tensor<double> hidden(Shape{2, 5, d});
+      std::vector<const double*> given;
+      f.backbone.forward(
+          f.ids, {}, f.mask, hidden, {}, Mode::inference, 0, [&](index_t l, ConstView<double> h) {
+            if (!give) return f.side.on_tap(ctx, l, h);
+            Tensor<double> state = clone_as(h, MemCategory::taps);  // as a tap read back from the cache
+            given.push_back(state.data());
+            f.side.on_tap(ctx, l, std::move(state));
+          });
+      f.side.finish(ctx, features);
+      f.side.backward(ctx, g, GradMode::overwrite);
+      if (give)  // layer states 1..3 are the three side blocks' ladder inputs
+        for (std::size_t i = 0; i < ctx.layers.size(); ++i)
+          CHECK((ctx.layers[i].ladder.input.data() == given[i + 1]) == (dtype == TapDtype::f32));
+      std::vector<double> out = features.to_vector(), grads = f.side.parameters().grads().to_vector();
+      out.insert(out.end(), grads.begin(), grads.end());
+      return out;
+    };
+    CHECK(run(true) == run(false));
+  }
+}

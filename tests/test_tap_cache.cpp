@@ -49,6 +49,13 @@ TEST_CASE("tap cache stores and loads each example's states, exactly in f32 and 
     for (std::size_t i = 0; i < 12; ++i) CHECK(got[i] == b[i]);  // quarter steps are exact in every dtype
     cache.load(1, 0, got.data());
     CHECK(got == a);
+    // Into a padded batch row of 5 tokens: the example's 3 rows, then zeros over whatever was there.
+    std::vector<float> padded(20, 99.0f);
+    cache.load(1, 0, padded.data(), 5);
+    CHECK(std::vector<float>(padded.begin(), padded.begin() + 12) == a);
+    CHECK(std::vector<float>(padded.begin() + 12, padded.end()) == std::vector<float>(8, 0.0f));
+    CHECK_THROWS_WITH_AS(cache.load(1, 0, padded.data(), 2),
+                         doctest::Contains("3 tokens, more than the 2 rows"), Error);
     CHECK(cache.slot(2) == 1);
     CHECK(cache.slot(1) == -1);
     CHECK_THROWS_WITH_AS(cache.load(0, 0, got.data()), doctest::Contains("never stored"), Error);

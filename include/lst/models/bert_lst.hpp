@@ -172,19 +172,19 @@ class BertLadderSideTuning final : public LstTaskModel {
       all_cached = m_cache->filled(batch.rows[i]);
     if (all_cached) {  // the backbone is not run at all
       ++m_cached_batches;
-      Tensor<T> state = Tensor<T>::zeros(Shape{B, Tn, d});  // padding positions stay 0: nothing reads them
-      const auto& taps = m_cache->taps();
       for (index_t tap = 0; tap <= m_backbone.config().num_hidden_layers; ++tap) {
         const index_t slot = m_cache->slot(tap);
         if (slot < 0) {
           if (tap > 0) m_side.on_tap(ctx, tap, ConstView<T>());  // a block without ladder input, or skipped
           continue;
         }
+        // A fresh tensor per state, given to the side network: a ladder that saves its input in f32 keeps it
+        // instead of a copy. Padding positions are 0.
+        Tensor<T> state(Shape{B, Tn, d}, mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
         for (index_t b = 0; b < B; ++b)
-          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + b * Tn * d);
-        m_side.on_tap(ctx, tap, state);
+          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + b * Tn * d, Tn);
+        m_side.on_tap(ctx, tap, std::move(state));
       }
-      (void)taps;
     } else {
       ++m_backbone_batches;
       Tensor<T> hidden(Shape{B, Tn, d});

@@ -55,21 +55,20 @@ class Ladder {
 
   /// y (B, T, d/r) = ladder(x (B, T, d)); training mode saves x in `dtype` (and the low-rank middle).
   Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
-    Context ctx;
-    ctx.dtype = dtype;
-    if (m_down) {
-      Tensor<T, Backend> mid(Shape{x.shape().rows(), m_down->out_features()},
-                             mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
-      m_down->apply(x, mid);
-      m_dense->apply(mid, y);
-      if (mode == Mode::training) ctx.middle = std::move(mid);
-    } else {
-      m_dense->apply(x, y);
-    }
+    Context ctx = project(x, y, mode, dtype);
     if (mode == Mode::training) save(ctx, x);
     return ctx;
   }
-
+  /// As above, with an input the caller gives away: a training-mode f32 save keeps `x` itself instead of a
+  /// copy when it was allocated as MemCategory::taps (the category the saved input counts in).
+  Context forward(Tensor<T, Backend>&& x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
+    Context ctx = project(x.cview(), y, mode, dtype);
+    if (mode == Mode::training && dtype == TapDtype::f32 && x.category() == MemCategory::taps)
+      ctx.input = std::move(x);
+    else if (mode == Mode::training)
+      save(ctx, x.cview());
+    return ctx;
+  }
   /// Parameter gradients from dy (B, T, d/r); the backbone gets no gradient, so there is no dx. `input`
   /// overrides the saved state (the embedding ladder re-applies its dropout mask to it).
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm,
@@ -101,6 +100,22 @@ class Ladder {
   }
 
  private:
+  /// y = ladder(x), and the low-rank middle in training mode; the caller saves x.
+  Context project(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
+    Context ctx;
+    ctx.dtype = dtype;
+    if (m_down) {
+      Tensor<T, Backend> mid(Shape{x.shape().rows(), m_down->out_features()},
+                             mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
+      m_down->apply(x, mid);
+      m_dense->apply(mid, y);
+      if (mode == Mode::training) ctx.middle = std::move(mid);
+    } else {
+      m_dense->apply(x, y);
+    }
+    return ctx;
+  }
+
   static void save(Context& ctx, ConstView<T, Backend> x) {
     if (ctx.dtype == TapDtype::f32) {
       ctx.input = clone_as(x, MemCategory::taps);

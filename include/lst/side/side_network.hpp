@@ -201,6 +201,17 @@ class SideNetwork {
   /// States the network does not read (dropped layers) may be skipped; a state it runs a block at but reads
   /// no ladder from (GateMode::none) may be an empty view. States must arrive in increasing order.
   void on_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden) const {
+    take_tap(ctx, index, hidden, nullptr);
+  }
+  /// As above, with a state the caller gives away (one read back from the tap cache): a ladder that saves its
+  /// input in f32 keeps this tensor instead of a copy. Allocate it as MemCategory::taps in training mode.
+  void on_tap(Context& ctx, index_t index, Tensor<T, Backend>&& hidden) const {
+    take_tap(ctx, index, hidden.cview(), &hidden);
+  }
+
+ private:
+  /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null).
+  void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned) const {
     LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
               "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
@@ -212,17 +223,20 @@ class SideNetwork {
                         hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}),
                     "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
                     ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
-    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder saves the dropped state its gradient needs
-      Tensor<T, Backend> dropped(hidden.shape());
+    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
+      Tensor<T, Backend> dropped(hidden.shape(),
+                                 ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
       ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
-      ctx.embedding_ladder = m_embedding_ladder->forward(dropped, ctx.state, ctx.mode, m_options.tap_dtype);
+      ctx.embedding_ladder =
+          m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
       return;
     }
     const index_t slot = m_slot_of_layer[std::size_t(index - 1)];
     if (slot < 0) return;  // a dropped layer: no ladder, gate or block
-    fuse_and_run(ctx, std::size_t(slot), hidden);
+    fuse_and_run(ctx, std::size_t(slot), hidden, owned);
   }
 
+ public:
   /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state (or, with
   /// mean_pooling, the mean of s over the real tokens); with the output
   /// gate, beta h + (1 - beta) of that, h the backbone's pooled final state.
@@ -351,14 +365,18 @@ class SideNetwork {
     return mu;
   }
 
-  void fuse_and_run(Context& ctx, std::size_t slot, ConstView<T, Backend> hidden) const {
+  /// `owned`: the tensor `hidden` views when the caller gave it away (else null).
+  void fuse_and_run(Context& ctx, std::size_t slot, ConstView<T, Backend> hidden,
+                    Tensor<T, Backend>* owned) const {
     LayerContext lc;
     const bool training = ctx.mode == Mode::training;
     const MemCategory keep = training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend>& s = ctx.state;
     if (m_options.gate != GateMode::none) {
       lc.ladder_out = Tensor<T, Backend>(ctx.shape, keep);
-      lc.ladder = m_ladders[slot]->forward(hidden, lc.ladder_out, ctx.mode, m_options.tap_dtype);
+      lc.ladder =
+          owned ? m_ladders[slot]->forward(std::move(*owned), lc.ladder_out, ctx.mode, m_options.tap_dtype)
+                : m_ladders[slot]->forward(hidden, lc.ladder_out, ctx.mode, m_options.tap_dtype);
     }
     const GateMode g = m_options.gate;
     if (g == GateMode::before) {  // s = mu s + (1 - mu) z, then the block

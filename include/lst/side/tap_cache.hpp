@@ -119,16 +119,19 @@ class TapCache {
   }
   /// Marks `row` complete (after every slot was stored).
   void mark_filled(std::uint32_t row) { m_filled[row] = 1; }
-  /// Reads example `row`'s state for `slot` into `out` (length x width floats).
-  void load(std::uint32_t row, index_t slot, float* out) const {
+  /// Reads example `row`'s state for `slot` into `out` (length x width floats). With `rows` > 0, `out` holds
+  /// `rows` x width floats (a padded batch row) and the rows past the example's length are set to 0.
+  void load(std::uint32_t row, index_t slot, float* out, index_t rows = 0) const {
     LST_CHECK(filled(row), "tap cache: example ", row, " was never stored");
+    LST_CHECK(rows == 0 || rows >= index_t(m_lengths.at(row)), "tap cache: example ", row, " has ",
+              m_lengths.at(row), " tokens, more than the ", rows, " rows to load it into");
     const std::size_t n = std::size_t(m_lengths.at(row)) * std::size_t(m_width);
     const unsigned char* src = at(row, slot);
-    if (m_dtype == TapDtype::f32) {
+    if (m_dtype == TapDtype::f32)
       std::memcpy(out, src, n * 4);
-      return;
-    }
-    from_half_storage(m_dtype, reinterpret_cast<const std::uint16_t*>(src), out, n);
+    else
+      from_half_storage(m_dtype, reinterpret_cast<const std::uint16_t*>(src), out, n);
+    if (rows > 0) std::fill(out + n, out + std::size_t(rows) * std::size_t(m_width), 0.0f);
   }
 
  private:
