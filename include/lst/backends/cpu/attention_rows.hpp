@@ -3,10 +3,11 @@
 /// @brief Attention for narrow heads one query row at a time, forward and backward each in two fused passes
 ///        over the row's keys (the LST side network's heads are 64 / r wide: 4 at r = 8).
 ///
-/// A head's keys and values are laid out as K^T and V^T, (D, Tp) with Tp = Tk rounded up to whole SIMD packets
-/// and zeros past Tk, beside a key bias (Tp): 0 for a visible key, -inf for a hidden one and for the padding.
-/// Every loop then runs over whole packets (no scalar tail, no second code path), and lane k of a packet
-/// always holds the keys j = k (mod L), so the arithmetic of a row does not depend on where it lies in memory.
+/// A head's keys and values are laid out as K^T and V^T, (D, Tp) with Tp = Tk rounded up to whole SIMD
+/// packets and zeros past Tk, beside a key bias (Tp): 0 for a visible key, -inf for a hidden one and for the
+/// padding. Every loop then runs over whole packets (no scalar tail, no second code path), and lane k of a
+/// packet always holds the keys j = k (mod L), so the arithmetic of a row does not depend on where it lies in
+/// memory.
 ///
 /// The forward returns the row's softmax statistics (its max and 1 / sum). Backward takes them back and
 /// recomputes each probability with one exp, bit for bit the forward's (the same scores, exp and product):
@@ -47,7 +48,8 @@ template <class T, int D>
 Packet<T> attention_scores(const T* scaled_q, const T* kt, const T* bias, index_t Tp, index_t j) {
   namespace ei = Eigen::internal;
   Packet<T> s = ei::ploadu<Packet<T>>(bias + j);
-  for (int d = 0; d < D; ++d) s = ei::pmadd(ei::pset1<Packet<T>>(scaled_q[d]), ei::ploadu<Packet<T>>(kt + d * Tp + j), s);
+  for (int d = 0; d < D; ++d)
+    s = ei::pmadd(ei::pset1<Packet<T>>(scaled_q[d]), ei::ploadu<Packet<T>>(kt + d * Tp + j), s);
   return s;
 }
 
@@ -108,8 +110,8 @@ SoftmaxRowStats<T> attention_row_forward(const T* q, T scale, const T* kt, const
 /// dK^T += q (x) dS.
 template <class T, int D>
 void attention_row_backward(const T* q, T scale, const T* go, const T* kt, const T* vt, const T* bias,
-                            index_t Tp, SoftmaxRowStats<T> stats, const T* kept_p, T* p, T* dp, T* dkt, T* dvt,
-                            T* gq) {
+                            index_t Tp, SoftmaxRowStats<T> stats, const T* kept_p, T* p, T* dp, T* dkt,
+                            T* dvt, T* gq) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
@@ -118,9 +120,11 @@ void attention_row_backward(const T* q, T scale, const T* go, const T* kt, const
   const P pmx = ei::pset1<P>(stats.max), pinv = ei::pset1<P>(stats.inv_sum);
   P pdp = ei::pset1<P>(T(0));
   for (index_t j = 0; j < Tp; j += L) {
-    const P pj = kept_p ? ei::ploadu<P>(kept_p + j)
-                        : ei::pmul(detail::masked_exp<T>(detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j), pmx),
-                                   pinv);
+    const P pj =
+        kept_p
+            ? ei::ploadu<P>(kept_p + j)
+            : ei::pmul(detail::masked_exp<T>(detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j), pmx),
+                       pinv);
     P dpj = ei::pmul(ei::pset1<P>(go[0]), ei::ploadu<P>(vt + j));
     for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(go[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
     for (int d = 0; d < D; ++d)
