@@ -18,25 +18,19 @@
 #include <CLI/CLI.hpp>
 #include <lst/lst.hpp>
 
+#include "bench_shape.hpp"
+
 using namespace lst;
 
 int main(int argc, char** argv) {
-  const char* env = std::getenv("LST_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  std::string dir = env ? env : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
-  index_t B = 32, T = 128;
-  int reps = 5;
-  int thread_count = 0;
+  lst_bench::BenchShape shape;
   CLI::App app{"Forward throughput of all-MiniLM-L6-v2 in lst (scripts/bench_bert.sh)"};
-  app.add_option("--model", dir, "checkpoint directory (default $LST_MODEL_DIR)");
-  app.add_option("--batch", B, "batch size")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--seq", T, "sequence length")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--reps", reps, "timed forwards after the warm-up (the median is printed)")
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--threads", thread_count, "threads (0 = OpenMP's default)")->check(CLI::Range(0, 4096));
+  shape.add_to(app, "forwards");
   CLI11_PARSE(app, argc, argv);
-  if (thread_count > 0) set_threads(thread_count);
-  retain_freed_host_memory();  // as lst's programs do (core/allocator.hpp)
+  shape.apply();
+  const std::string& dir = shape.model;
+  const index_t B = shape.batch, T = shape.seq;
+  const int reps = shape.reps;
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
     BertEncoder<float> bert(cfg, false);

@@ -23,6 +23,8 @@
 #include <CLI/CLI.hpp>
 #include <lst/lst.hpp>
 
+#include "bench_shape.hpp"
+
 using namespace lst;
 
 namespace {
@@ -35,36 +37,27 @@ double rss_mib(const char* field) {  // "VmRSS:" (now) or "VmHWM:" (peak), from 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* env = std::getenv("LST_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  std::string dir = env ? env : std::string(home ? home : ".") + "/.cache/lst/all-MiniLM-L6-v2";
-  index_t B = 32, T = 128;
-  int reps = 5, r = 8;
-  std::string method = "full", tap_dtype = "f32";
-  bool cache_taps = false;
+  lst_bench::BenchShape shape;
+  int r = 8;
+  std::string method = "full", tap_dtype = "f32", cache = "off";
   index_t side_heads = 0;
-  int thread_count = 0;
   CLI::App app{
       "One training update of all-MiniLM-L6-v2 in lst: full fine-tuning or LST (bench/finetune_step.sh)"};
-  app.add_option("--model", dir, "checkpoint directory (default $LST_MODEL_DIR)");
-  app.add_option("--batch", B, "batch size")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--seq", T, "sequence length")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--reps", reps, "timed updates after the warm-up (the median is printed)")
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--threads", thread_count, "threads (0 = OpenMP's default)")->check(CLI::Range(0, 4096));
+  shape.add_to(app, "updates");
   app.add_option("--method", method, "full or lst")->check(CLI::IsMember({"full", "lst"}));
   app.add_option("--r", r, "LST reduction factor")->check(CLI::IsMember({2, 4, 8}));
   app.add_option("--side-heads", side_heads, "side attention heads (0 = as the backbone)")
       ->check(CLI::Range(0, 4096));
   app.add_option("--tap-dtype", tap_dtype, "storage of the ladder inputs")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}));
-  std::string cache = "off";
   app.add_option("--cache-taps", cache, "ram: time steps fed from the tap cache")
       ->check(CLI::IsMember({"off", "ram"}));
   CLI11_PARSE(app, argc, argv);
-  cache_taps = cache == "ram";
-  if (thread_count > 0) set_threads(thread_count);
-  retain_freed_host_memory();  // as lst's programs do (core/allocator.hpp)
+  shape.apply();
+  const std::string& dir = shape.model;
+  const index_t B = shape.batch, T = shape.seq;
+  const int reps = shape.reps;
+  const bool cache_taps = cache == "ram";
   try {
     const io::BertConfig cfg = io::load_bert_config(dir + "/config.json");
     SideOptions side;
