@@ -53,14 +53,6 @@ Packet<T> attention_scores(const T* scaled_q, const T* kt, const T* bias, index_
   return s;
 }
 
-/// exp(s - max), exactly 0 where the score is -inf (Eigen's exp clamps its argument: exp(-inf) would be a
-/// tiny positive number, not 0).
-template <class T>
-Packet<T> masked_exp(Packet<T> s, Packet<T> max) {
-  namespace ei = Eigen::internal;
-  const Packet<T> hidden = ei::pset1<Packet<T>>(-std::numeric_limits<T>::infinity());
-  return ei::pandnot(ei::pexp(ei::psub(s, max)), ei::pcmp_eq(s, hidden));
-}
 }  // namespace detail
 
 /// Forward of one query row of a head of width D: o (D) = softmax(scale q K^T + bias) V. q (D) is the query
@@ -92,7 +84,7 @@ SoftmaxRowStats<T> attention_row_forward(const T* q, T scale, const T* kt, const
   P sum = ei::pset1<P>(T(0)), acc[D];
   for (int d = 0; d < D; ++d) acc[d] = ei::pset1<P>(T(0));
   for (index_t j = 0; j < Tp; j += L) {
-    const P x = detail::masked_exp<T>(ei::ploadu<P>(e + j), pmx);
+    const P x = masked_exp<T>(ei::ploadu<P>(e + j), pmx);
     ei::pstoreu(e + j, x);
     sum = ei::padd(sum, x);
     for (int d = 0; d < D; ++d) acc[d] = ei::pmadd(x, ei::ploadu<P>(vt + d * Tp + j), acc[d]);
@@ -123,8 +115,7 @@ void attention_row_backward(const T* q, T scale, const T* go, const T* kt, const
     const P pj =
         kept_p
             ? ei::ploadu<P>(kept_p + j)
-            : ei::pmul(detail::masked_exp<T>(detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j), pmx),
-                       pinv);
+            : ei::pmul(masked_exp<T>(detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j), pmx), pinv);
     P dpj = ei::pmul(ei::pset1<P>(go[0]), ei::ploadu<P>(vt + j));
     for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(go[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
     for (int d = 0; d < D; ++d)

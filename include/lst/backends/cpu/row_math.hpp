@@ -87,10 +87,18 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
   return ei::predux(acc) + tail;
 }
 
+/// exp(s - max) lane by lane, exactly 0 where the score is -inf (a hidden key): Eigen's exp clamps its
+/// argument, so exp(-inf) alone would be a tiny positive number, not 0.
+template <class T>
+Packet<T> masked_exp(Packet<T> s, Packet<T> max) {
+  namespace ei = Eigen::internal;
+  const Packet<T> hidden = ei::pset1<Packet<T>>(-std::numeric_limits<T>::infinity());
+  return ei::pandnot(ei::pexp(ei::psub(s, max)), ei::pcmp_eq(s, hidden));
+}
+
 /// The softmax of the row s (n) without its normalisation: s[j] becomes exp(s[j] - max s), 0 for a hidden key
 /// (key j >= P is hidden when mask[j - P] == 0; mask may be null: none; a score of -inf is hidden too).
-/// Returns the sum of the row (0 when every key is hidden: the row is then all 0). Callers that only need
-/// weighted sums of the probabilities divide those by the sum instead of the whole row.
+/// Returns the sum of the row (0 when every key is hidden: the row is then all 0).
 template <class T>
 T masked_exp_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
   namespace ei = Eigen::internal;
@@ -110,12 +118,8 @@ T masked_exp_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
     return T(0);
   }
   const P_t pmx = ei::pset1<P_t>(mx);
-  // exp(s - max), zero where the score was hidden (Eigen's exp clamps its argument: exp(-inf) would be a
-  // tiny positive number, not 0), summed lane-wise.
-  const auto exp_row = [&](P_t x) {
-    return ei::pandnot(ei::pexp(ei::psub(x, pmx)), ei::pcmp_eq(x, phidden));
-  };
-  P_t sum = ei::pset1<P_t>(T(0));
+  const auto exp_row = [&](P_t x) { return masked_exp<T>(x, pmx); };
+  P_t sum = ei::pset1<P_t>(T(0));  // summed lane-wise
   for (index_t j = 0; j < full; j += L) {
     const P_t e = exp_row(ei::ploadu<P_t>(s + j));
     ei::pstoreu(s + j, e);
