@@ -209,34 +209,6 @@ class SideNetwork {
     take_tap(ctx, index, hidden.cview(), &hidden);
   }
 
- private:
-  /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null).
-  void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned) const {
-    LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
-              "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
-    ctx.taps_seen = index + 1;
-    if (m_output_gate.valid() && index == m_backbone.num_hidden_layers) pool_backbone_output(ctx, hidden);
-    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0) return;  // a dropped layer
-    ++ctx.events;
-    const index_t d = m_backbone.hidden_size;
-    LST_CHECK_SHAPE((hidden.empty() && index > 0 && m_options.gate == GateMode::none) ||
-                        hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}),
-                    "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
-                    ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
-    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
-      Tensor<T, Backend> dropped(hidden.shape(),
-                                 ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
-      ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
-      ctx.embedding_ladder =
-          m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
-      return;
-    }
-    const index_t slot = m_slot_of_layer[std::size_t(index - 1)];
-    if (slot < 0) return;  // a dropped layer: no ladder, gate or block
-    fuse_and_run(ctx, std::size_t(slot), hidden, owned);
-  }
-
- public:
   /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state (or, with
   /// mean_pooling, the mean of s over the real tokens); with the output
   /// gate, beta h + (1 - beta) of that, h the backbone's pooled final state.
@@ -363,6 +335,32 @@ class SideNetwork {
     Tensor<T, Backend> mu(Shape{1, 1, a.numel()});
     for (index_t c = 0; c < a.numel(); ++c) mu.data()[c] = T(sigmoid(double(a.data()[c]) / temperature));
     return mu;
+  }
+
+  /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null).
+  void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned) const {
+    LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
+              "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
+    ctx.taps_seen = index + 1;
+    if (m_output_gate.valid() && index == m_backbone.num_hidden_layers) pool_backbone_output(ctx, hidden);
+    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0) return;  // a dropped layer
+    ++ctx.events;
+    const index_t d = m_backbone.hidden_size;
+    LST_CHECK_SHAPE((hidden.empty() && index > 0 && m_options.gate == GateMode::none) ||
+                        hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}),
+                    "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
+                    ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
+    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
+      Tensor<T, Backend> dropped(hidden.shape(),
+                                 ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+      ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
+      ctx.embedding_ladder =
+          m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
+      return;
+    }
+    const index_t slot = m_slot_of_layer[std::size_t(index - 1)];
+    if (slot < 0) return;  // a dropped layer: no ladder, gate or block
+    fuse_and_run(ctx, std::size_t(slot), hidden, owned);
   }
 
   /// `owned`: the tensor `hidden` views when the caller gave it away (else null).

@@ -118,10 +118,9 @@ T masked_exp_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
     return T(0);
   }
   const P_t pmx = ei::pset1<P_t>(mx);
-  const auto exp_row = [&](P_t x) { return masked_exp<T>(x, pmx); };
   P_t sum = ei::pset1<P_t>(T(0));  // summed lane-wise
   for (index_t j = 0; j < full; j += L) {
-    const P_t e = exp_row(ei::ploadu<P_t>(s + j));
+    const P_t e = masked_exp<T>(ei::ploadu<P_t>(s + j), pmx);
     ei::pstoreu(s + j, e);
     sum = ei::padd(sum, e);
   }
@@ -129,7 +128,7 @@ T masked_exp_row(T* s, index_t n, index_t P, const std::int32_t* mask) {
     alignas(64) T tail[L];
     std::fill(tail, tail + L, hidden);
     std::copy(s + full, s + n, tail);
-    const P_t e = exp_row(ei::pload<P_t>(tail));
+    const P_t e = masked_exp<T>(ei::pload<P_t>(tail), pmx);
     ei::pstore(tail, e);
     std::copy(tail, tail + (n - full), s + full);
     sum = ei::padd(sum, e);
