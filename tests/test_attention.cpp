@@ -183,12 +183,13 @@ TEST_CASE("Recomputing the probabilities in backward gives the same gradients an
 
 namespace {
 /// Both kernels, each with kept and with recomputed probabilities, on one problem with a mask and a prefix of
-/// P = 2 keys: outputs and every gradient agree to `tol` (relative), and within one kernel the recomputed
-/// probabilities give the kept ones' gradients bit for bit.
+/// P = 2 keys (or, without the prefix, a sequence whose keys are all hidden): outputs and every gradient
+/// agree to `tol` (relative), and within one kernel the recomputed probabilities give the kept ones'
+/// gradients bit for bit.
 template <class Real>
-void check_kernels_agree(index_t D, index_t T, double tol) {
+void check_kernels_agree(index_t D, index_t T, double tol, bool with_prefix = true) {
   Rng rng(90 + std::uint64_t(D) + 100 * std::uint64_t(T));
-  const index_t H = 2, C = H * D, B = 3, P = 2;
+  const index_t H = 2, C = H * D, B = 3, P = with_prefix ? 2 : 0;
   ParameterArena<Real> arena;
   MultiHeadSelfAttention<Real> attn(arena, "attn", C, H);
   arena.allocate(true);
@@ -200,7 +201,7 @@ void check_kernels_agree(index_t D, index_t T, double tol) {
     return t;
   };
   auto x = randn(Shape{B, T, C}), g = randn(Shape{B, T, C}), pk = randn(Shape{P, C}), pv = randn(Shape{P, C});
-  auto mask = padding_mask(B, T, {T, T / 2 + 1, 1});
+  auto mask = with_prefix ? padding_mask(B, T, {T, T / 2 + 1, 1}) : padding_mask(B, T, {T, 0, T / 2 + 1});
   std::vector<std::vector<Real>> outputs, grads;
   for (AttentionKernel kernel : {AttentionKernel::gemm, AttentionKernel::rowwise})
     for (bool recompute : {false, true}) {
@@ -209,7 +210,7 @@ void check_kernels_agree(index_t D, index_t T, double tol) {
       Tensor<Real> dpk = Tensor<Real>::zeros(pk.shape()), dpv = Tensor<Real>::zeros(pv.shape());
       PrefixKV<Real> prefix{pk.cview(), pv.cview(), dpk.view(), dpv.view()};
       Tensor<Real> y(x.shape()), dx(x.shape());
-      auto ctx = attn.forward(x, mask, y, Mode::training, &prefix);
+      auto ctx = attn.forward(x, mask, y, Mode::training, with_prefix ? &prefix : nullptr);
       attn.backward(ctx, g, dx, GradMode::overwrite);
       outputs.push_back(y.to_vector());
       std::vector<Real> all = arena.grads().to_vector();
@@ -238,6 +239,18 @@ TEST_CASE("The row-wise and GEMM kernels agree: mask, prefix, kept or recomputed
       CAPTURE(D);
       check_kernels_agree<double>(D, T, 1e-12);
       check_kernels_agree<float>(D, T, 2e-5);
+    }
+}
+
+TEST_CASE("The row-wise and GEMM kernels agree on a sequence whose keys are all hidden") {
+  // Its rows attend to nothing: both kernels give them zero heads and no gradient through the softmax. D = 4
+  // takes several rows per row-kernel call, D = 9 one.
+  for (const index_t T : {7, 21})
+    for (const index_t D : {4, 9}) {
+      CAPTURE(T);
+      CAPTURE(D);
+      check_kernels_agree<double>(D, T, 1e-12, false);
+      check_kernels_agree<float>(D, T, 2e-5, false);
     }
 }
 

@@ -303,15 +303,16 @@ class MultiHeadSelfAttention {
   }
 
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
-  /// (D rows of Tp each), key bias and the row's exps (Tp each); backward K^T, V^T, dK^T, dV^T (D rows each),
-  /// the row's probabilities, dP and the key bias.
-  /// Rounded up to whole 64-byte lines: two threads' scratch never shares a cache line (false sharing on
-  /// values written every row made the second thread nearly useless).
+  /// (D rows of Tp each), the key bias (Tp) and the exps of up to cpu::attention_max_rows_per_call rows;
+  /// backward K^T, V^T, dK^T, dV^T (D rows each), the probabilities and dP of up to
+  /// cpu::attention_max_rows_per_call rows, and the key bias. Rounded up to whole 64-byte lines: two threads'
+  /// scratch never shares a cache line (false sharing on values written every row made the second thread
+  /// nearly useless).
   static index_t forward_scratch(index_t D, index_t Tk) {
-    return whole_lines((2 * D + 2) * cpu::padded_keys<T>(Tk));
+    return whole_lines((2 * D + 1 + cpu::attention_max_rows_per_call) * cpu::padded_keys<T>(Tk));
   }
   static index_t backward_scratch(index_t D, index_t Tk) {
-    return whole_lines((4 * D + 3) * cpu::padded_keys<T>(Tk));
+    return whole_lines((4 * D + 2 * cpu::attention_max_rows_per_call + 1) * cpu::padded_keys<T>(Tk));
   }
   static index_t whole_lines(index_t n) {
     constexpr index_t per_line = index_t(64 / sizeof(T));
@@ -332,19 +333,27 @@ class MultiHeadSelfAttention {
     key_bias(mask_row, Tk, P, bias);
     cpu::with_head_dim(D, [&](auto width) {
       constexpr int Dc = decltype(width)::value;
-      for (index_t i = 0; i < Tq; ++i) {
+      // Rows i .. i + N - 1 in one call: they share each load of K^T and V^T.
+      const auto rows_from = [&](index_t i, auto count) {
+        constexpr int N = decltype(count)::value;
         const T* qi = q.data() + (b * Tq + i) * C + h * D;
         T* o = heads.data() + (b * Tq + i) * C + h * D;
-        const cpu::SoftmaxRowStats<T> st =
-            cpu::attention_row_forward<T, Dc>(qi, scale, kt, vt, bias, Tp, e, o);
-        if (stats) {
-          stats[2 * i] = st.max;
-          stats[2 * i + 1] = st.inv_sum;
+        cpu::SoftmaxRowStats<T> st[N];
+        cpu::attention_rows_forward<T, Dc, N>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
+        for (int r = 0; r < N; ++r) {
+          if (stats) {
+            stats[2 * (i + r)] = st[r].max;
+            stats[2 * (i + r) + 1] = st[r].inv_sum;
+          }
+          // The same product backward's recomputation takes: kept and recomputed rows are equal bit for bit.
+          if (probs)
+            for (index_t j = 0; j < Tk; ++j) probs[(i + r) * Tk + j] = e[r * Tp + j] * st[r].inv_sum;
         }
-        // The same product backward's recomputation takes: kept and recomputed rows are equal bit for bit.
-        if (probs)
-          for (index_t j = 0; j < Tk; ++j) probs[i * Tk + j] = e[j] * st.inv_sum;
-      }
+      };
+      constexpr int R = cpu::attention_rows_per_call<Dc>;
+      index_t i = 0;
+      for (; i + R <= Tq; i += R) rows_from(i, std::integral_constant<int, R>{});
+      for (; i < Tq; ++i) rows_from(i, std::integral_constant<int, 1>{});
     });
   }
 
@@ -354,32 +363,43 @@ class MultiHeadSelfAttention {
                      T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
     const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
     const index_t Tp = cpu::padded_keys<T>(Tk);
-    T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp, *dp = p + Tp,
-      *bias = dp + Tp;
+    constexpr index_t R_max = cpu::attention_max_rows_per_call;
+    T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
+      *dp = p + R_max * Tp, *bias = dp + R_max * Tp;
     transpose_head(ctx.k, b, h, Tk, kt);
     transpose_head(ctx.v, b, h, Tk, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
     if (ctx.recompute)
       key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
     else
-      std::fill(p + Tk, p + Tp, T(0));  // the kept rows are copied in front of these zeros
+      std::fill(p, p + R_max * Tp, T(0));  // the kept rows are copied in front of these zeros
     cpu::with_head_dim(D, [&](auto width) {
       constexpr int Dc = decltype(width)::value;
-      for (index_t i = 0; i < Tq; ++i) {
-        const index_t row = (b * H + h) * Tq + i;
+      // Rows i .. i + N - 1 in one call: they share each load and store of dK^T and dV^T.
+      const auto rows_from = [&](index_t i, auto count) {
+        constexpr int N = decltype(count)::value;
+        const index_t first = (b * H + h) * Tq + i;  // the rows' index in (B, H, Tq)
         const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
-        const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO row
-        cpu::SoftmaxRowStats<T> st{T(0), T(0)};
-        const T* kept = nullptr;
-        if (ctx.recompute) {
-          st = {ctx.row_stats.data()[2 * row], ctx.row_stats.data()[2 * row + 1]};
-        } else {
-          std::copy(ctx.probs.data() + row * Tk, ctx.probs.data() + (row + 1) * Tk, p);
-          kept = p;
-        }
+        const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO rows
         T* gq = dq.data() + (b * Tq + i) * C + h * D;
-        cpu::attention_row_backward<T, Dc>(q, scale, go, kt, vt, bias, Tp, st, kept, p, dp, dkt, dvt, gq);
-      }
+        cpu::SoftmaxRowStats<T> stats[N];
+        if (ctx.recompute) {
+          for (int r = 0; r < N; ++r)
+            stats[r] = {ctx.row_stats.data()[2 * (first + r)], ctx.row_stats.data()[2 * (first + r) + 1]};
+          cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
+                                                       dkt, dvt);
+        } else {
+          for (int r = 0; r < N; ++r)
+            std::copy(ctx.probs.data() + (first + r) * Tk, ctx.probs.data() + (first + r + 1) * Tk,
+                      p + r * Tp);
+          cpu::attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
+                                                        dkt, dvt);
+        }
+      };
+      constexpr int R = cpu::attention_rows_per_call<Dc>;
+      index_t i = 0;
+      for (; i + R <= Tq; i += R) rows_from(i, std::integral_constant<int, R>{});
+      for (; i < Tq; ++i) rows_from(i, std::integral_constant<int, 1>{});
     });
     T* gk = dk.data() + b * Tk * C + h * D;
     T* gv = dv.data() + b * Tk * C + h * D;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file attention_rows.hpp
-/// @brief Attention for narrow heads one query row at a time, forward and backward each in two fused passes
-///        over the row's keys (the LST side network's heads are 64 / r wide: 4 at r = 8).
+/// @brief Attention for narrow heads by query rows, a few rows per call, forward and backward each in two
+///        fused passes over the keys (the LST side network's heads are 64 / r wide: 4 at r = 8).
 ///
 /// A head's keys and values are laid out as K^T and V^T, (D, Tp) with Tp = Tk rounded up to whole SIMD
 /// packets and zeros past Tk, beside a key bias (Tp): 0 for a visible key, -inf for a hidden one and for the
@@ -55,86 +55,137 @@ Packet<T> attention_scores(const T* scaled_q, const T* kt, const T* bias, index_
 
 }  // namespace detail
 
-/// Forward of one query row of a head of width D: o (D) = softmax(scale q K^T + bias) V. q (D) is the query
-/// row; kt, vt, bias in the layout above; `e` (Tp) is scratch and holds exp(s - max) afterwards (0 past Tk).
+/// Query rows per call of the row kernels for heads of width D: enough that each K^T, V^T, dK^T and dV^T
+/// packet is loaded (and, in backward, stored) once for several rows; few enough that the rows' D
+/// accumulators stay in registers (R D of the 32 AVX-512 registers).
+template <int D>
+inline constexpr int attention_rows_per_call = D <= 8 ? 4 : 1;
+/// The most rows one call takes (the callers' scratch holds this many rows).
+inline constexpr int attention_max_rows_per_call = 4;
+
+/// Forward of R consecutive query rows of a head of width D: o (D) = softmax(scale q K^T + bias) V per row.
+/// Row r's q and o sit at q + r ld and o + r ld; kt, vt, bias in the layout above; `e` (R rows of Tp) is
+/// scratch and holds each row's exp(s - max) afterwards (0 past Tk); `stats` (R) gets each row's statistics.
 /// Pass 1 scores the keys and takes their max; pass 2 takes the exps, their sum and the D weighted sums of V
-/// at once, and normalises the D outputs instead of the Tk probabilities.
-template <class T, int D>
-SoftmaxRowStats<T> attention_row_forward(const T* q, T scale, const T* kt, const T* vt, const T* bias,
-                                         index_t Tp, T* e, T* o) {
+/// at once, and normalises the D outputs instead of the Tk probabilities. Every row's arithmetic is that of
+/// R = 1 (and of detail::attention_scores, which backward recomputes the scores with).
+template <class T, int D, int R>
+void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, const T* vt, const T* bias,
+                            index_t Tp, T* e, SoftmaxRowStats<T>* stats) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
   constexpr T hidden = -std::numeric_limits<T>::infinity();
-  T scaled_q[D];
-  for (int d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
-  P lane_max = ei::pset1<P>(hidden);  // max is exact in any order; lanes only break the dependency chain
+  T scaled_q[R][D];
+  P lane_max[R];  // max is exact in any order; lanes only break the dependency chain
+  for (int r = 0; r < R; ++r) {
+    for (int d = 0; d < D; ++d) scaled_q[r][d] = scale * q[r * ld + d];
+    lane_max[r] = ei::pset1<P>(hidden);
+  }
   for (index_t j = 0; j < Tp; j += L) {
-    const P s = detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j);
-    ei::pstoreu(e + j, s);
-    lane_max = ei::pmax(lane_max, s);
+    P k[D];
+    for (int d = 0; d < D; ++d) k[d] = ei::ploadu<P>(kt + d * Tp + j);
+    const P b = ei::ploadu<P>(bias + j);
+    for (int r = 0; r < R; ++r) {
+      P s = b;  // as detail::attention_scores
+      for (int d = 0; d < D; ++d) s = ei::pmadd(ei::pset1<P>(scaled_q[r][d]), k[d], s);
+      ei::pstoreu(e + r * Tp + j, s);
+      lane_max[r] = ei::pmax(lane_max[r], s);
+    }
   }
-  const T mx = ei::predux_max(lane_max);
-  if (mx == hidden) {  // every key hidden: attend to nothing
-    for (index_t j = 0; j < Tp; ++j) e[j] = T(0);
-    for (int d = 0; d < D; ++d) o[d] = T(0);
-    return {T(0), T(0)};
+  // A row whose keys are all hidden attends to nothing: its exps are all masked to 0 (whatever the max), its
+  // sum is 0, and it gets max 0, 1 / sum 0 and o = 0.
+  T mx[R];
+  P pmx[R], sum[R], acc[R][D];
+  for (int r = 0; r < R; ++r) {
+    mx[r] = ei::predux_max(lane_max[r]);
+    if (mx[r] == hidden) mx[r] = T(0);
+    pmx[r] = ei::pset1<P>(mx[r]);
+    sum[r] = ei::pset1<P>(T(0));
+    for (int d = 0; d < D; ++d) acc[r][d] = ei::pset1<P>(T(0));
   }
-  const P pmx = ei::pset1<P>(mx);
-  P sum = ei::pset1<P>(T(0)), acc[D];
-  for (int d = 0; d < D; ++d) acc[d] = ei::pset1<P>(T(0));
   for (index_t j = 0; j < Tp; j += L) {
-    const P x = masked_exp<T>(ei::ploadu<P>(e + j), pmx);
-    ei::pstoreu(e + j, x);
-    sum = ei::padd(sum, x);
-    for (int d = 0; d < D; ++d) acc[d] = ei::pmadd(x, ei::ploadu<P>(vt + d * Tp + j), acc[d]);
+    P v[D];
+    for (int d = 0; d < D; ++d) v[d] = ei::ploadu<P>(vt + d * Tp + j);
+    for (int r = 0; r < R; ++r) {
+      const P x = masked_exp<T>(ei::ploadu<P>(e + r * Tp + j), pmx[r]);
+      ei::pstoreu(e + r * Tp + j, x);
+      sum[r] = ei::padd(sum[r], x);
+      for (int d = 0; d < D; ++d) acc[r][d] = ei::pmadd(x, v[d], acc[r][d]);
+    }
   }
-  const T inv = T(1) / ei::predux(sum);
-  for (int d = 0; d < D; ++d) o[d] = ei::predux(acc[d]) * inv;
-  return {mx, inv};
+  for (int r = 0; r < R; ++r) {
+    const T total = ei::predux(sum[r]);
+    const T inv = total == T(0) ? T(0) : T(1) / total;
+    for (int d = 0; d < D; ++d) o[r * ld + d] = ei::predux(acc[r][d]) * inv;
+    stats[r] = {mx[r], inv};
+  }
 }
 
-/// Backward of one query row (the forward's inputs plus go (D) = dL/do and the forward's statistics):
-/// dK^T, dV^T (D, Tp) accumulate this row's share, gq (D) = dL/dq. `kept_p` (Tp, zero past Tk) holds the
-/// row's probabilities when the forward kept them, or is null: they are then recomputed from the scores.
-/// `p`, `dp` (Tp) are scratch.
+/// Backward of R consecutive query rows (the forward's inputs plus go = dL/do and each row's forward
+/// statistics). Row r's q, go and gq (D each) sit at q + r ld, go + r ld and gq + r ld. dK^T, dV^T (D, Tp)
+/// accumulate the rows' shares, in row order; gq = dL/dq. With Recompute, each probability is recomputed
+/// from the scores (bit for bit the forward's); without, `p` (R rows of Tp, zero past Tk) holds the rows'
+/// kept probabilities on entry. `p`, `dp` (R rows of Tp) are scratch.
 /// Pass 1: p, dP = go V^T, dV^T += go (x) p and p . dP. Pass 2: dS = scale p (dP - p . dP), gq = dS K and
-/// dK^T += q (x) dS.
-template <class T, int D>
-void attention_row_backward(const T* q, T scale, const T* go, const T* kt, const T* vt, const T* bias,
-                            index_t Tp, SoftmaxRowStats<T> stats, const T* kept_p, T* p, T* dp, T* dkt,
-                            T* dvt, T* gq) {
+/// dK^T += q (x) dS. Each dK^T and dV^T packet is loaded and stored once per R rows, not once per row; the
+/// arithmetic of every row, and the order in which rows add into dK^T and dV^T, is that of R = 1.
+template <class T, int D, int R, bool Recompute>
+void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale, const T* kt, const T* vt,
+                             const T* bias, index_t Tp, const SoftmaxRowStats<T>* stats, T* p, T* dp, T* dkt,
+                             T* dvt) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
-  T scaled_q[D];
-  for (int d = 0; d < D; ++d) scaled_q[d] = scale * q[d];
-  const P pmx = ei::pset1<P>(stats.max), pinv = ei::pset1<P>(stats.inv_sum);
-  P pdp = ei::pset1<P>(T(0));
-  for (index_t j = 0; j < Tp; j += L) {
-    const P pj =
-        kept_p
-            ? ei::ploadu<P>(kept_p + j)
-            : ei::pmul(masked_exp<T>(detail::attention_scores<T, D>(scaled_q, kt, bias, Tp, j), pmx), pinv);
-    P dpj = ei::pmul(ei::pset1<P>(go[0]), ei::ploadu<P>(vt + j));
-    for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(go[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
-    for (int d = 0; d < D; ++d)
-      ei::pstoreu(dvt + d * Tp + j, ei::pmadd(ei::pset1<P>(go[d]), pj, ei::ploadu<P>(dvt + d * Tp + j)));
-    pdp = ei::pmadd(pj, dpj, pdp);
-    ei::pstoreu(p + j, pj);
-    ei::pstoreu(dp + j, dpj);
+  T scaled_q[R][D];
+  P pmx[R], pinv[R], pdp[R];
+  for (int r = 0; r < R; ++r) {
+    for (int d = 0; d < D; ++d) scaled_q[r][d] = scale * q[r * ld + d];
+    pmx[r] = ei::pset1<P>(stats[r].max);
+    pinv[r] = ei::pset1<P>(stats[r].inv_sum);
+    pdp[r] = ei::pset1<P>(T(0));
   }
-  const P p_dot_dp = ei::pset1<P>(ei::predux(pdp)), pscale = ei::pset1<P>(scale);
-  P acc[D];
-  for (int d = 0; d < D; ++d) acc[d] = ei::pset1<P>(T(0));
   for (index_t j = 0; j < Tp; j += L) {
-    const P ds = ei::pmul(ei::pmul(pscale, ei::ploadu<P>(p + j)), ei::psub(ei::ploadu<P>(dp + j), p_dot_dp));
-    for (int d = 0; d < D; ++d) {
-      acc[d] = ei::pmadd(ds, ei::ploadu<P>(kt + d * Tp + j), acc[d]);
-      ei::pstoreu(dkt + d * Tp + j, ei::pmadd(ei::pset1<P>(q[d]), ds, ei::ploadu<P>(dkt + d * Tp + j)));
+    P dv[D];
+    for (int d = 0; d < D; ++d) dv[d] = ei::ploadu<P>(dvt + d * Tp + j);
+    for (int r = 0; r < R; ++r) {
+      const T* g = go + r * ld;
+      P pj;
+      if constexpr (Recompute)
+        pj = ei::pmul(masked_exp<T>(detail::attention_scores<T, D>(scaled_q[r], kt, bias, Tp, j), pmx[r]),
+                      pinv[r]);
+      else
+        pj = ei::ploadu<P>(p + r * Tp + j);
+      P dpj = ei::pmul(ei::pset1<P>(g[0]), ei::ploadu<P>(vt + j));
+      for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(g[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
+      for (int d = 0; d < D; ++d) dv[d] = ei::pmadd(ei::pset1<P>(g[d]), pj, dv[d]);
+      pdp[r] = ei::pmadd(pj, dpj, pdp[r]);
+      if constexpr (Recompute) ei::pstoreu(p + r * Tp + j, pj);
+      ei::pstoreu(dp + r * Tp + j, dpj);
     }
+    for (int d = 0; d < D; ++d) ei::pstoreu(dvt + d * Tp + j, dv[d]);
   }
-  for (int d = 0; d < D; ++d) gq[d] = ei::predux(acc[d]);
+  const P pscale = ei::pset1<P>(scale);
+  P p_dot_dp[R], acc[R][D];
+  for (int r = 0; r < R; ++r) {
+    p_dot_dp[r] = ei::pset1<P>(ei::predux(pdp[r]));
+    for (int d = 0; d < D; ++d) acc[r][d] = ei::pset1<P>(T(0));
+  }
+  for (index_t j = 0; j < Tp; j += L) {
+    P dk[D];
+    for (int d = 0; d < D; ++d) dk[d] = ei::ploadu<P>(dkt + d * Tp + j);
+    for (int r = 0; r < R; ++r) {
+      const P ds = ei::pmul(ei::pmul(pscale, ei::ploadu<P>(p + r * Tp + j)),
+                            ei::psub(ei::ploadu<P>(dp + r * Tp + j), p_dot_dp[r]));
+      for (int d = 0; d < D; ++d) {
+        acc[r][d] = ei::pmadd(ds, ei::ploadu<P>(kt + d * Tp + j), acc[r][d]);
+        dk[d] = ei::pmadd(ei::pset1<P>(q[r * ld + d]), ds, dk[d]);
+      }
+    }
+    for (int d = 0; d < D; ++d) ei::pstoreu(dkt + d * Tp + j, dk[d]);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int d = 0; d < D; ++d) gq[r * ld + d] = ei::predux(acc[r][d]);
 }
 
 /// Calls f(std::integral_constant<int, D>{}) for a runtime head width 1 <= D <= 16 (checked by the caller).
