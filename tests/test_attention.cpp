@@ -316,3 +316,46 @@ TEST_CASE("Row softmax and dot: the same bits at every alignment, exact zeros fo
   cpu::masked_softmax_row(row.data(), 3, 0, none.data());
   CHECK(row == std::vector<float>{0, 0, 0});
 }
+
+TEST_CASE("softmax_exp: Eigen's exp bit for bit on [-87.3, 0], the true exp below, 0 for hidden keys") {
+  namespace ei = Eigen::internal;
+  using P = cpu::Packet<float>;
+  constexpr index_t L = cpu::packet_size<float>;
+  const auto both = [](float x) {
+    std::vector<float> in(L, x), ours(L), eigen(L);
+    ei::pstoreu(ours.data(), cpu::softmax_exp<float>(ei::ploadu<P>(in.data())));
+    ei::pstoreu(eigen.data(), ei::pexp(ei::ploadu<P>(in.data())));
+    return std::make_pair(ours[0], eigen[0]);
+  };
+  // Every 4093rd float of [-87.3, 0] and the whole of [-1e-3, 0] near 0, where the reduction is exact.
+  index_t checked = 0;
+  for (float x = -87.3f; x <= 0.0f; x = std::nextafter(x, 1.0f)) {
+    if (x < -1e-3f) {
+      float skip = x;
+      for (int k = 0; k < 4093 && skip < -1e-3f; ++k) skip = std::nextafter(skip, 1.0f);
+      x = skip;
+    }
+    const auto [ours, eigen] = both(x);
+    ++checked;
+    if (ours != eigen) {
+      CAPTURE(x);
+      REQUIRE(ours == eigen);
+    }
+  }
+  CHECK(checked > 100000);
+#if defined(__AVX512F__)
+  // Below Eigen's range (AVX-512 only; elsewhere softmax_exp is Eigen's exp): within a few ulp of the true
+  // value (a denormal), or 0 where that underflows.
+  for (const float x : {-87.5f, -88.0f, -90.0f, -100.0f}) {
+    CAPTURE(x);
+    CHECK(double(both(x).first) == doctest::Approx(std::exp(double(x))).epsilon(1e-5));
+  }
+  CHECK(both(-104.0f).first == 0.0f);
+#endif
+  // A hidden key (score -inf) gets exactly 0 from masked_exp, whatever the row's max.
+  std::vector<float> s(L, -std::numeric_limits<float>::infinity()), out(L);
+  s[1] = -3.0f;
+  ei::pstoreu(out.data(), cpu::masked_exp<float>(ei::ploadu<P>(s.data()), ei::pset1<P>(2.0f)));
+  CHECK(out[0] == 0.0f);
+  CHECK(out[1] == doctest::Approx(std::exp(-5.0)).epsilon(1e-6));
+}
