@@ -364,3 +364,81 @@ TEST_CASE("softmax_exp: Eigen's exp bit for bit on [-87.3, 0], the true exp belo
   CHECK(out[0] == 0.0f);
   CHECK(out[1] == doctest::Approx(std::exp(-5.0)).epsilon(1e-6));
 }
+
+namespace {
+/// The row kernels with R rows per call against R calls of one row: the same bits, forward and backward
+/// (recomputed and kept probabilities), so blocking rows changes nothing but speed.
+template <int D, int R>
+void check_rows_per_call() {
+  using T = float;
+  const index_t Tk = 37, Tp = cpu::padded_keys<T>(Tk), ld = 3 * D;
+  Rng rng(300 + D);
+  std::vector<T> q(R * ld), go(R * ld), kt(D * Tp, T(0)), vt(D * Tp, T(0)), bias(Tp, T(0));
+  for (auto* v : {&q, &go})
+    for (auto& x : *v) x = T(rng.normal());
+  for (index_t d = 0; d < D; ++d)
+    for (index_t j = 0; j < Tk; ++j) {
+      kt[std::size_t(d * Tp + j)] = T(rng.normal());
+      vt[std::size_t(d * Tp + j)] = T(rng.normal());
+    }
+  for (index_t j = Tk - 5; j < Tp; ++j) bias[std::size_t(j)] = -std::numeric_limits<T>::infinity();
+  const T scale = T(0.4);
+  // Forward: one call of R rows against R calls of one.
+  std::vector<T> o_many(R * ld), o_one(R * ld), e_many(R * Tp), e_one(Tp);
+  cpu::SoftmaxRowStats<T> st_many[R], st_one[R];
+  cpu::attention_rows_forward<T, D, R>(q.data(), o_many.data(), ld, scale, kt.data(), vt.data(), bias.data(),
+                                       Tp, e_many.data(), st_many);
+  for (int r = 0; r < R; ++r) {
+    cpu::attention_rows_forward<T, D, 1>(q.data() + r * ld, o_one.data() + r * ld, ld, scale, kt.data(),
+                                         vt.data(), bias.data(), Tp, e_one.data(), st_one + r);
+    CHECK(std::equal(e_one.begin(), e_one.end(), e_many.begin() + r * Tp));
+    CHECK(st_one[r].max == st_many[r].max);
+    CHECK(st_one[r].inv_sum == st_many[r].inv_sum);
+  }
+  CHECK(o_one == o_many);
+  // Backward, with recomputed and with kept probabilities.
+  for (const bool recompute : {true, false}) {
+    CAPTURE(recompute);
+    std::vector<T> dkt_many(D * Tp, T(0)), dvt_many(D * Tp, T(0)), gq_many(R * ld), dkt_one(D * Tp, T(0)),
+        dvt_one(D * Tp, T(0)), gq_one(R * ld), p(R * Tp, T(0)), dp(R * Tp);
+    const auto kept = [&](int r, T* into) {
+      for (index_t j = 0; j < Tk; ++j) into[j] = e_many[std::size_t(r * Tp + j)] * st_many[r].inv_sum;
+    };
+    if (recompute) {
+      cpu::attention_rows_backward<T, D, R, true>(q.data(), go.data(), gq_many.data(), ld, scale, kt.data(),
+                                                  vt.data(), bias.data(), Tp, st_many, p.data(), dp.data(),
+                                                  dkt_many.data(), dvt_many.data());
+    } else {
+      for (int r = 0; r < R; ++r) kept(r, p.data() + r * Tp);
+      cpu::attention_rows_backward<T, D, R, false>(q.data(), go.data(), gq_many.data(), ld, scale, kt.data(),
+                                                   vt.data(), bias.data(), Tp, st_many, p.data(), dp.data(),
+                                                   dkt_many.data(), dvt_many.data());
+    }
+    for (int r = 0; r < R; ++r) {
+      std::fill(p.begin(), p.end(), T(0));
+      if (recompute) {
+        cpu::attention_rows_backward<T, D, 1, true>(
+            q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
+            bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
+      } else {
+        kept(r, p.data());
+        cpu::attention_rows_backward<T, D, 1, false>(
+            q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
+            bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
+      }
+    }
+    CHECK(gq_one == gq_many);
+    CHECK(dkt_one == dkt_many);
+    CHECK(dvt_one == dvt_many);
+  }
+}
+}  // namespace
+
+TEST_CASE("The row kernels give the same bits for several rows per call as for one") {
+  check_rows_per_call<1, 4>();
+  check_rows_per_call<4, 4>();
+  check_rows_per_call<5, 4>();
+  check_rows_per_call<8, 4>();
+  check_rows_per_call<4, 2>();
+  check_rows_per_call<16, 2>();
+}
