@@ -350,10 +350,7 @@ class MultiHeadSelfAttention {
             for (index_t j = 0; j < Tk; ++j) probs[(i + r) * Tk + j] = e[r * Tp + j] * st[r].inv_sum;
         }
       };
-      constexpr int R = cpu::attention_rows_per_call<Dc>;
-      index_t i = 0;
-      for (; i + R <= Tq; i += R) rows_from(i, std::integral_constant<int, R>{});
-      for (; i < Tq; ++i) rows_from(i, std::integral_constant<int, 1>{});
+      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(Tq, rows_from);
     });
   }
 
@@ -396,10 +393,7 @@ class MultiHeadSelfAttention {
                                                         dkt, dvt);
         }
       };
-      constexpr int R = cpu::attention_rows_per_call<Dc>;
-      index_t i = 0;
-      for (; i + R <= Tq; i += R) rows_from(i, std::integral_constant<int, R>{});
-      for (; i < Tq; ++i) rows_from(i, std::integral_constant<int, 1>{});
+      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(Tq, rows_from);
     });
     T* gk = dk.data() + b * Tk * C + h * D;
     T* gv = dv.data() + b * Tk * C + h * D;

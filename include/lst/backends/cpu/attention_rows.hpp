@@ -42,14 +42,20 @@ struct SoftmaxRowStats {
 };
 
 namespace detail {
-/// scores (packet at key j) = bias + sum_d q[d] scale K^T[d]: the bias first, then one fused multiply-add per
-/// d in order (forward and backward must compute the same bits).
+/// The D packets of K^T (or V^T) at key j: loaded once per call and shared by its rows.
 template <class T, int D>
-Packet<T> attention_scores(const T* scaled_q, const T* kt, const T* bias, index_t Tp, index_t j) {
+void load_key_packets(const T* kt, index_t Tp, index_t j, Packet<T> (&k)[D]) {
+  for (int d = 0; d < D; ++d) k[d] = Eigen::internal::ploadu<Packet<T>>(kt + d * Tp + j);
+}
+
+/// A packet of scores = bias + sum_d scaled_q[d] K^T[d] (k: the key packets at these keys): the bias first,
+/// then one fused multiply-add per d in order. Forward and backward's recomputation both call it, so they
+/// compute the same bits.
+template <class T, int D>
+Packet<T> attention_scores(const T* scaled_q, const Packet<T> (&k)[D], Packet<T> bias) {
   namespace ei = Eigen::internal;
-  Packet<T> s = ei::ploadu<Packet<T>>(bias + j);
-  for (int d = 0; d < D; ++d)
-    s = ei::pmadd(ei::pset1<Packet<T>>(scaled_q[d]), ei::ploadu<Packet<T>>(kt + d * Tp + j), s);
+  Packet<T> s = bias;
+  for (int d = 0; d < D; ++d) s = ei::pmadd(ei::pset1<Packet<T>>(scaled_q[d]), k[d], s);
   return s;
 }
 
@@ -68,7 +74,7 @@ inline constexpr int attention_max_rows_per_call = 4;
 /// scratch and holds each row's exp(s - max) afterwards (0 past Tk); `stats` (R) gets each row's statistics.
 /// Pass 1 scores the keys and takes their max; pass 2 takes the exps, their sum and the D weighted sums of V
 /// at once, and normalises the D outputs instead of the Tk probabilities. Every row's arithmetic is that of
-/// R = 1 (and of detail::attention_scores, which backward recomputes the scores with).
+/// R = 1.
 template <class T, int D, int R>
 void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, const T* vt, const T* bias,
                             index_t Tp, T* e, SoftmaxRowStats<T>* stats) {
@@ -84,11 +90,10 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
   }
   for (index_t j = 0; j < Tp; j += L) {
     P k[D];
-    for (int d = 0; d < D; ++d) k[d] = ei::ploadu<P>(kt + d * Tp + j);
+    detail::load_key_packets<T, D>(kt, Tp, j, k);
     const P b = ei::ploadu<P>(bias + j);
     for (int r = 0; r < R; ++r) {
-      P s = b;  // as detail::attention_scores
-      for (int d = 0; d < D; ++d) s = ei::pmadd(ei::pset1<P>(scaled_q[r][d]), k[d], s);
+      const P s = detail::attention_scores<T, D>(scaled_q[r], k, b);
       ei::pstoreu(e + r * Tp + j, s);
       lane_max[r] = ei::pmax(lane_max[r], s);
     }
@@ -106,7 +111,7 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
   }
   for (index_t j = 0; j < Tp; j += L) {
     P v[D];
-    for (int d = 0; d < D; ++d) v[d] = ei::ploadu<P>(vt + d * Tp + j);
+    detail::load_key_packets<T, D>(vt, Tp, j, v);
     for (int r = 0; r < R; ++r) {
       const P x = masked_exp<T>(ei::ploadu<P>(e + r * Tp + j), pmx[r]);
       ei::pstoreu(e + r * Tp + j, x);
@@ -146,14 +151,16 @@ void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale
     pdp[r] = ei::pset1<P>(T(0));
   }
   for (index_t j = 0; j < Tp; j += L) {
-    P dv[D];
-    for (int d = 0; d < D; ++d) dv[d] = ei::ploadu<P>(dvt + d * Tp + j);
+    P dv[D], k[D];
+    detail::load_key_packets<T, D>(dvt, Tp, j, dv);
+    if constexpr (Recompute) detail::load_key_packets<T, D>(kt, Tp, j, k);
     for (int r = 0; r < R; ++r) {
       const T* g = go + r * ld;
       P pj;
       if constexpr (Recompute)
-        pj = ei::pmul(masked_exp<T>(detail::attention_scores<T, D>(scaled_q[r], kt, bias, Tp, j), pmx[r]),
-                      pinv[r]);
+        pj = ei::pmul(
+            masked_exp<T>(detail::attention_scores<T, D>(scaled_q[r], k, ei::ploadu<P>(bias + j)), pmx[r]),
+            pinv[r]);
       else
         pj = ei::ploadu<P>(p + r * Tp + j);
       P dpj = ei::pmul(ei::pset1<P>(g[0]), ei::ploadu<P>(vt + j));
@@ -173,7 +180,7 @@ void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale
   }
   for (index_t j = 0; j < Tp; j += L) {
     P dk[D];
-    for (int d = 0; d < D; ++d) dk[d] = ei::ploadu<P>(dkt + d * Tp + j);
+    detail::load_key_packets<T, D>(dkt, Tp, j, dk);
     for (int r = 0; r < R; ++r) {
       const P ds = ei::pmul(ei::pmul(pscale, ei::ploadu<P>(p + r * Tp + j)),
                             ei::psub(ei::ploadu<P>(dp + r * Tp + j), p_dot_dp[r]));
@@ -186,6 +193,15 @@ void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale
   }
   for (int r = 0; r < R; ++r)
     for (int d = 0; d < D; ++d) gq[r * ld + d] = ei::predux(acc[r][d]);
+}
+
+/// Calls f(i, std::integral_constant<int, R>{}) for i = 0, R, 2R, ... while R rows remain, then
+/// f(i, std::integral_constant<int, 1>{}) for each row left: the row kernels' calls over n rows.
+template <int R, class F>
+void for_row_blocks(index_t n, F&& f) {
+  index_t i = 0;
+  for (; i + R <= n; i += R) f(i, std::integral_constant<int, R>{});
+  for (; i < n; ++i) f(i, std::integral_constant<int, 1>{});
 }
 
 /// Calls f(std::integral_constant<int, D>{}) for a runtime head width 1 <= D <= 16 (checked by the caller).
