@@ -379,7 +379,7 @@ class MultiHeadSelfAttention {
         const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
         const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO rows
         T* gq = dq.data() + (b * Tq + i) * C + h * D;
-        cpu::SoftmaxRowStats<T> stats[N] = {};  // read only when recomputing
+        cpu::SoftmaxRowStats<T> stats[N] = {};  // used only when recomputing
         if (ctx.recompute) {
           for (int r = 0; r < N; ++r)
             stats[r] = {ctx.row_stats.data()[2 * (first + r)], ctx.row_stats.data()[2 * (first + r) + 1]};
