@@ -343,7 +343,8 @@ class SideNetwork {
               "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
     if (m_output_gate.valid() && index == m_backbone.num_hidden_layers) pool_backbone_output(ctx, hidden);
-    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0) return;  // a dropped layer
+    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0)
+      return;  // a dropped layer: no ladder, gate or block
     ++ctx.events;
     const index_t d = m_backbone.hidden_size;
     LST_CHECK_SHAPE((hidden.empty() && index > 0 && m_options.gate == GateMode::none) ||
@@ -358,9 +359,7 @@ class SideNetwork {
           m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
       return;
     }
-    const index_t slot = m_slot_of_layer[std::size_t(index - 1)];
-    if (slot < 0) return;  // a dropped layer: no ladder, gate or block
-    fuse_and_run(ctx, std::size_t(slot), hidden, owned);
+    fuse_and_run(ctx, std::size_t(m_slot_of_layer[std::size_t(index - 1)]), hidden, owned);
   }
 
   /// `owned`: the tensor `hidden` views when the caller gave it away (else null).
