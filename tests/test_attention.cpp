@@ -397,40 +397,33 @@ void check_rows_per_call() {
   }
   CHECK(o_one == o_many);
   // Backward, with recomputed and with kept probabilities.
-  for (const bool recompute : {true, false}) {
-    CAPTURE(recompute);
+  const auto check_backward = [&](auto recompute) {
+    constexpr bool Recompute = decltype(recompute)::value;
+    CAPTURE(Recompute);
     std::vector<T> dkt_many(D * Tp, T(0)), dvt_many(D * Tp, T(0)), gq_many(R * ld), dkt_one(D * Tp, T(0)),
         dvt_one(D * Tp, T(0)), gq_one(R * ld), p(R * Tp, T(0)), dp(R * Tp);
-    const auto kept = [&](int r, T* into) {
-      for (index_t j = 0; j < Tk; ++j) into[j] = e_many[std::size_t(r * Tp + j)] * st_many[r].inv_sum;
+    // Without recomputation the kernel reads the kept probabilities from p (zero past Tk).
+    const auto keep = [&](int r, T* into) {
+      if (!Recompute)
+        for (index_t j = 0; j < Tk; ++j) into[j] = e_many[std::size_t(r * Tp + j)] * st_many[r].inv_sum;
     };
-    if (recompute) {
-      cpu::attention_rows_backward<T, D, R, true>(q.data(), go.data(), gq_many.data(), ld, scale, kt.data(),
-                                                  vt.data(), bias.data(), Tp, st_many, p.data(), dp.data(),
-                                                  dkt_many.data(), dvt_many.data());
-    } else {
-      for (int r = 0; r < R; ++r) kept(r, p.data() + r * Tp);
-      cpu::attention_rows_backward<T, D, R, false>(q.data(), go.data(), gq_many.data(), ld, scale, kt.data(),
-                                                   vt.data(), bias.data(), Tp, st_many, p.data(), dp.data(),
-                                                   dkt_many.data(), dvt_many.data());
-    }
+    for (int r = 0; r < R; ++r) keep(r, p.data() + r * Tp);
+    cpu::attention_rows_backward<T, D, R, Recompute>(q.data(), go.data(), gq_many.data(), ld, scale,
+                                                     kt.data(), vt.data(), bias.data(), Tp, st_many, p.data(),
+                                                     dp.data(), dkt_many.data(), dvt_many.data());
     for (int r = 0; r < R; ++r) {
       std::fill(p.begin(), p.end(), T(0));
-      if (recompute) {
-        cpu::attention_rows_backward<T, D, 1, true>(
-            q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
-            bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
-      } else {
-        kept(r, p.data());
-        cpu::attention_rows_backward<T, D, 1, false>(
-            q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
-            bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
-      }
+      keep(r, p.data());
+      cpu::attention_rows_backward<T, D, 1, Recompute>(
+          q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
+          bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
     }
     CHECK(gq_one == gq_many);
     CHECK(dkt_one == dkt_many);
     CHECK(dvt_one == dvt_many);
-  }
+  };
+  check_backward(std::true_type{});
+  check_backward(std::false_type{});
 }
 }  // namespace
 
