@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <lst/nn/attention.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "gradient_check.hpp"
 
@@ -253,6 +255,101 @@ TEST_CASE("The row-wise and GEMM kernels agree on a sequence whose keys are all 
       CAPTURE(D);
       check_kernels_agree<double>(D, T, 1e-12, false);
       check_kernels_agree<float>(D, T, 2e-5, false);
+    }
+}
+
+namespace {
+/// One forward and backward of `attn` (B, T, C) with output gradient g; returns the output, then the input
+/// gradient and every parameter gradient.
+template <class Real>
+std::pair<std::vector<Real>, std::vector<Real>> run_attention(const MultiHeadSelfAttention<Real>& attn,
+                                                              ParameterArena<Real>& arena,
+                                                              const Tensor<Real>& x,
+                                                              ConstView<std::int32_t> mask,
+                                                              const Tensor<Real>& g) {
+  Tensor<Real> y(x.shape()), dx(x.shape());
+  auto ctx = attn.forward(x, mask, y, Mode::training);
+  attn.backward(ctx, g, dx, GradMode::overwrite);
+  std::vector<Real> grads = dx.to_vector(), params = arena.grads().to_vector();
+  grads.insert(grads.end(), params.begin(), params.end());
+  return {y.to_vector(), grads};
+}
+}  // namespace
+
+TEST_CASE("Row-wise attention: a padded sequence gives the function of the same sequence unpadded") {
+  // The kernel visits only the keys up to the last real token; a key left out by mistake, or a padded one
+  // let in, changes the real rows. The padded rows get output gradient 0, as in a model that pools real
+  // tokens, so the parameter gradients must agree too. (To rounding: the projections' GEMMs round
+  // differently for 40 rows and for L.)
+  for (const index_t D : {4, 9})
+    for (const index_t L : {1, 5, 16, 17})
+      for (const bool recompute : {false, true}) {
+        CAPTURE(D);
+        CAPTURE(L);
+        CAPTURE(recompute);
+        Rng rng(120 + std::uint64_t(D * L));
+        const index_t H = 2, C = H * D, T = 40;
+        ParameterArena<float> arena;
+        MultiHeadSelfAttention<float> attn(arena, "attn", C, H);
+        arena.allocate(true);
+        for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
+        attn.set_kernel(AttentionKernel::rowwise);
+        attn.set_recompute_probabilities(recompute);
+        Tensor<float> x(Shape{1, T, C}), g = Tensor<float>::zeros(Shape{1, T, C});
+        init::normal(x.view(), rng, 1.0);
+        for (index_t i = 0; i < L * C; ++i) g.data()[i] = float(rng.normal());
+        const auto padded = run_attention(attn, arena, x, padding_mask(1, T, {L}), g);
+        Tensor<float> x_short(Shape{1, L, C}), g_short(Shape{1, L, C});
+        std::copy_n(x.data(), L * C, x_short.data());
+        std::copy_n(g.data(), L * C, g_short.data());
+        const auto unpadded = run_attention(attn, arena, x_short, ConstView<std::int32_t>(), g_short);
+        const std::size_t real = std::size_t(L * C), params = arena.size();
+        for (std::size_t i = 0; i < real; ++i) {
+          REQUIRE(padded.first[i] == doctest::Approx(unpadded.first[i]).epsilon(1e-5));
+          REQUIRE(padded.second[i] == doctest::Approx(unpadded.second[i]).epsilon(1e-5));
+        }
+        for (std::size_t i = 0; i < params; ++i)
+          REQUIRE(padded.second[std::size_t(T * C) + i] ==
+                  doctest::Approx(unpadded.second[real + i]).epsilon(1e-5));
+        // No gradient reaches a padded position: every key there is hidden.
+        for (std::size_t i = real; i < std::size_t(T * C); ++i) REQUIRE(padded.second[i] == 0.0f);
+      }
+}
+
+TEST_CASE("Skipping padded query rows changes no real row and no gradient; padded rows get the bias") {
+  for (const AttentionKernel kernel : {AttentionKernel::rowwise, AttentionKernel::gemm})
+    for (const bool recompute : {false, true}) {
+      CAPTURE(int(kernel));
+      CAPTURE(recompute);
+      Rng rng(131);
+      const index_t H = 2, D = 4, C = H * D, B = 4, T = 21;
+      ParameterArena<float> arena;
+      MultiHeadSelfAttention<float> attn(arena, "attn", C, H);
+      arena.allocate(true);
+      for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
+      attn.set_kernel(kernel);
+      attn.set_recompute_probabilities(recompute);
+      // Full, half, one token, none; padded rows get output gradient 0.
+      const std::initializer_list<index_t> lengths = {T, 11, 1, 0};
+      const auto mask = padding_mask(B, T, lengths);
+      Tensor<float> x(Shape{B, T, C}), g(Shape{B, T, C});
+      init::normal(x.view(), rng, 1.0);
+      init::normal(g.view(), rng, 1.0);
+      for (index_t i = 0; i < B * T; ++i)
+        if (mask.data()[i] == 0) std::fill_n(g.data() + i * C, C, 0.0f);
+      CHECK_FALSE(attn.skips_padded_queries());
+      const auto computed = run_attention(attn, arena, x, mask, g);
+      attn.set_skip_padded_queries(true);
+      const auto skipped = run_attention(attn, arena, x, mask, g);
+      // A skipped row's heads are 0, so its output is the output projection's bias.
+      const float* bias = attn.output().bias().value().data();
+      for (index_t i = 0; i < B * T; ++i)
+        for (index_t c = 0; c < C; ++c) {
+          const std::size_t at = std::size_t(i * C + c);
+          CAPTURE(i);
+          REQUIRE(skipped.first[at] == (mask.data()[i] != 0 ? computed.first[at] : bias[c]));
+        }
+      CHECK(skipped.second == computed.second);
     }
 }
 

@@ -42,7 +42,7 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> q;                // (B, T, C)
     Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first
     Tensor<T, Backend> probs;            // (B, H, T, P+T) softmax output; empty when backward recomputes it
-    Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, kept only for the recomputation
+    Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask (empty without one)
     Tensor<T, Backend> row_stats;  // (B, H, T, 2) each row's softmax max and 1 / sum (row-wise recompute)
     bool recompute = false;
     Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
@@ -73,6 +73,13 @@ class MultiHeadSelfAttention {
   /// network's choice: its attention maps would otherwise be as large as the backbone's).
   void set_recompute_probabilities(bool on) { m_recompute = on; }
   bool recomputes_probabilities() const { return m_recompute; }
+  /// With skipping, the query rows after a sequence's last real token (as the mask says) are not computed:
+  /// their output and input gradient rows are 0. The rows of real tokens, the loss and every gradient are
+  /// unchanged, bit for bit, for a caller that never reads padded positions (their output gradient is then 0,
+  /// and a padded key is hidden from every real query, so a padded row's value reaches nothing). The LST side
+  /// network is such a caller: it pools real tokens only. Off by default: Hugging Face computes padded rows.
+  void set_skip_padded_queries(bool on) { m_skip_padded_queries = on; }
+  bool skips_padded_queries() const { return m_skip_padded_queries; }
   /// Both kernels give the same function (to rounding); tests compare them.
   void set_kernel(AttentionKernel kernel) {
     LST_CHECK(kernel != AttentionKernel::rowwise || head_dim() <= rowwise_max_head_dim,
@@ -168,6 +175,9 @@ class MultiHeadSelfAttention {
       // O_h (T, D) = P (T, Tk) V_h (Tk, D)
       gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
               head(heads, b, h, Tq));
+      // Computed, then cleared: the row-wise kernel's result, to rounding.
+      for (index_t i = live_queries(mrow, Tq); i < Tq; ++i)
+        std::fill_n(heads.data() + (b * Tq + i) * C + h * D, D, T(0));
     }
     m_o.apply(heads, y);
 
@@ -177,7 +187,7 @@ class MultiHeadSelfAttention {
       ctx.v = std::move(v);
       if (keep_probs) ctx.probs = std::move(probs);
       ctx.recompute = !keep_probs;
-      if (ctx.recompute && mask.data()) ctx.mask = clone_as(mask, MemCategory::activations);
+      if (mask.data()) ctx.mask = clone_as(mask, MemCategory::activations);
       ctx.row_stats = std::move(row_stats);
       ctx.heads = std::move(heads);
       if (prefix) {
@@ -281,15 +291,15 @@ class MultiHeadSelfAttention {
     return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
   }
 
-  /// kt (D, Tp) = head h of sequence b in t (B, Tk, C), transposed: key j's D values become column j; the
-  /// columns past Tk (up to Tp = cpu::padded_keys(Tk)) are 0.
+  /// kt (D, Tp) = the first `live` keys of head h of sequence b in t (B, Tk, C), transposed: key j's D values
+  /// become column j; the columns past `live` (up to Tp = cpu::padded_keys(live)) are 0.
   template <class Tensorish>
-  void transpose_head(const Tensorish& t, index_t b, index_t h, index_t Tk, T* kt) const {
-    const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(Tk);
+  void transpose_head(const Tensorish& t, index_t b, index_t h, index_t Tk, index_t live, T* kt) const {
+    const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(live);
     const T* src = t.data() + b * Tk * C + h * D;
     for (index_t d = 0; d < D; ++d) {
-      for (index_t j = 0; j < Tk; ++j) kt[d * Tp + j] = src[j * C + d];
-      std::fill(kt + d * Tp + Tk, kt + (d + 1) * Tp, T(0));
+      for (index_t j = 0; j < live; ++j) kt[d * Tp + j] = src[j * C + d];
+      std::fill(kt + d * Tp + live, kt + (d + 1) * Tp, T(0));
     }
   }
 
@@ -300,6 +310,20 @@ class MultiHeadSelfAttention {
     const index_t Tp = cpu::padded_keys<T>(Tk);
     for (index_t j = 0; j < Tk; ++j) bias[j] = (j < P || !mask || mask[j - P] != 0) ? T(0) : hidden;
     std::fill(bias + Tk, bias + Tp, hidden);
+  }
+
+  /// The keys that any query of a sequence can see: the prefix and the tokens up to the last real one (all of
+  /// them without a mask). The row-wise kernels stop there: the keys after it have probability 0 in every
+  /// row, so leaving them out changes no sum and no bit (Tk = 128 padded for sequences of 50 tokens did 2.5x
+  /// the work).
+  static index_t live_keys(const std::int32_t* mask_row, index_t Tq, index_t P) {
+    index_t last = Tq;
+    while (mask_row && last > 0 && mask_row[last - 1] == 0) --last;
+    return P + last;
+  }
+  /// The query rows that are computed: all of them, or with skipping those up to the last real token.
+  index_t live_queries(const std::int32_t* mask_row, index_t Tq) const {
+    return m_skip_padded_queries ? live_keys(mask_row, Tq, 0) : Tq;
   }
 
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
@@ -322,15 +346,18 @@ class MultiHeadSelfAttention {
   /// Forward of the row-wise kernel for head h of sequence b: that head's columns of `heads` (B, Tq, C);
   /// `probs` (Tq, Tk) gets the probabilities when training keeps them (else null), `stats` (Tq, 2) each row's
   /// max and 1 / sum when backward recomputes them (else null). `work` holds forward_scratch(D, Tk) values.
+  /// Only the live keys are visited (live_keys) and only the live query rows computed (live_queries); the
+  /// others get 0 everywhere.
   void forward_rows(const Tensor<T, Backend>& q, const Tensor<T, Backend>& k, const Tensor<T, Backend>& v,
                     const std::int32_t* mask_row, index_t b, index_t h, T scale, T* work,
                     Tensor<T, Backend>& heads, T* probs, T* stats) const {
     const index_t Tq = q.dim(1), Tk = k.dim(1), P = Tk - Tq, C = m_dim, D = C / m_heads;
-    const index_t Tp = cpu::padded_keys<T>(Tk);
+    const index_t keys = live_keys(mask_row, Tq, P), rows = live_queries(mask_row, Tq);
+    const index_t Tp = cpu::padded_keys<T>(keys);
     T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp;
-    transpose_head(k, b, h, Tk, kt);
-    transpose_head(v, b, h, Tk, vt);
-    key_bias(mask_row, Tk, P, bias);
+    transpose_head(k, b, h, Tk, keys, kt);
+    transpose_head(v, b, h, Tk, keys, vt);
+    key_bias(mask_row, keys, P, bias);
     cpu::with_head_dim(D, [&](auto width) {
       constexpr int Dc = decltype(width)::value;
       // Rows i .. i + N - 1 in one call: they share each load of K^T and V^T.
@@ -346,12 +373,19 @@ class MultiHeadSelfAttention {
             stats[2 * (i + r) + 1] = st[r].inv_sum;
           }
           // The same product backward's recomputation takes: kept and recomputed rows are equal bit for bit.
-          if (probs)
-            for (index_t j = 0; j < Tk; ++j) probs[(i + r) * Tk + j] = e[r * Tp + j] * st[r].inv_sum;
+          if (probs) {
+            for (index_t j = 0; j < keys; ++j) probs[(i + r) * Tk + j] = e[r * Tp + j] * st[r].inv_sum;
+            std::fill(probs + (i + r) * Tk + keys, probs + (i + r + 1) * Tk, T(0));
+          }
         }
       };
-      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(Tq, rows_from);
+      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(rows, rows_from);
     });
+    for (index_t i = rows; i < Tq; ++i) {
+      std::fill_n(heads.data() + (b * Tq + i) * C + h * D, D, T(0));
+      if (stats) stats[2 * i] = stats[2 * i + 1] = T(0);
+      if (probs) std::fill_n(probs + i * Tk, Tk, T(0));
+    }
   }
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
@@ -359,15 +393,17 @@ class MultiHeadSelfAttention {
   void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
                      T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
     const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
-    const index_t Tp = cpu::padded_keys<T>(Tk);
+    const std::int32_t* mask_row = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
+    const index_t keys = live_keys(mask_row, Tq, P), rows = live_queries(mask_row, Tq);  // as in forward
+    const index_t Tp = cpu::padded_keys<T>(keys);
     constexpr index_t R_max = cpu::attention_max_rows_per_call;
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
       *dp = p + R_max * Tp, *bias = dp + R_max * Tp;
-    transpose_head(ctx.k, b, h, Tk, kt);
-    transpose_head(ctx.v, b, h, Tk, vt);
+    transpose_head(ctx.k, b, h, Tk, keys, kt);
+    transpose_head(ctx.v, b, h, Tk, keys, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
     if (ctx.recompute)
-      key_bias(ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq, Tk, P, bias);
+      key_bias(mask_row, keys, P, bias);
     else
       std::fill(p, p + R_max * Tp, T(0));  // the kept rows are copied in front of these zeros
     cpu::with_head_dim(D, [&](auto width) {
@@ -386,21 +422,20 @@ class MultiHeadSelfAttention {
           cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
                                                        dkt, dvt);
         } else {
-          for (int r = 0; r < N; ++r)
-            std::copy(ctx.probs.data() + (first + r) * Tk, ctx.probs.data() + (first + r + 1) * Tk,
-                      p + r * Tp);
+          for (int r = 0; r < N; ++r) std::copy_n(ctx.probs.data() + (first + r) * Tk, keys, p + r * Tp);
           cpu::attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
                                                         dkt, dvt);
         }
       };
-      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(Tq, rows_from);
+      cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(rows, rows_from);
     });
+    for (index_t i = rows; i < Tq; ++i) std::fill_n(dq.data() + (b * Tq + i) * C + h * D, D, T(0));
     T* gk = dk.data() + b * Tk * C + h * D;
     T* gv = dv.data() + b * Tk * C + h * D;
     for (index_t j = 0; j < Tk; ++j)
       for (index_t d = 0; d < D; ++d) {
-        gk[j * C + d] = dkt[d * Tp + j];
-        gv[j * C + d] = dvt[d * Tp + j];
+        gk[j * C + d] = j < keys ? dkt[d * Tp + j] : T(0);  // a hidden key gets no gradient
+        gv[j * C + d] = j < keys ? dvt[d * Tp + j] : T(0);
       }
   }
 
@@ -408,6 +443,7 @@ class MultiHeadSelfAttention {
   index_t m_dim, m_heads;
   Linear<T, Backend> m_q, m_k, m_v, m_o;
   bool m_recompute = false;
+  bool m_skip_padded_queries = false;
   AttentionKernel m_kernel = AttentionKernel::automatic;
 };
 

@@ -49,6 +49,8 @@ class EncoderLayer {
   const MultiHeadSelfAttention<T, Backend>& attention() const { return m_attention; }
   /// See MultiHeadSelfAttention::set_recompute_probabilities.
   void set_recompute_attention(bool on) { m_attention.set_recompute_probabilities(on); }
+  /// See MultiHeadSelfAttention::set_skip_padded_queries.
+  void set_skip_padded_queries(bool on) { m_attention.set_skip_padded_queries(on); }
   const FeedForward<T, Backend>& ffn() const { return m_ffn; }
   const LayerNorm<T, Backend>& attention_norm() const { return m_ln1; }
   const LayerNorm<T, Backend>& output_norm() const { return m_ln2; }

@@ -100,6 +100,9 @@ class SideNetwork {
         m_gates.push_back(m_params.add("gates." + l, Shape{m_options.per_channel_gates ? m_width : 1}));
       m_blocks.emplace_back(m_params, "blocks." + l, block, mix64(seed + 101 + std::uint64_t(m_kept[i])));
       m_blocks.back().set_recompute_attention(m_options.recompute_attention);
+      // The head reads real tokens only (the [CLS] position or the mean over real tokens): padded query rows
+      // reach nothing, and skipping them changes no bit of the loss or the gradients.
+      m_blocks.back().set_skip_padded_queries(true);
     }
     m_final_norm =
         std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.layer_norm_eps);
