@@ -160,6 +160,56 @@ void bench_gemm(double peak) {
   }
 }
 
+struct NarrowShape {
+  const char* label;
+  Trans ta, tb;
+  index_t m, n, k;
+};
+
+/// The LST side network's products at r = 8 (width 48, FFN 192, ladders from d = 384) on 4096 tokens (batch
+/// 32, sequence 128): lst's gemm() (which takes cpu::narrow_gemm for them) against Eigen's product on the
+/// same row-major operands, which is what gemm() ran before.
+void bench_narrow_gemm(double peak) {
+  const index_t tokens = 4096;
+  const NarrowShape shapes[] = {
+      {"4096x48x48 (side q/k/v/out, x W^T)", Trans::no, Trans::yes, tokens, 48, 48},
+      {"4096x192x48 (side FFN up, x W^T)", Trans::no, Trans::yes, tokens, 192, 48},
+      {"4096x48x192 (side FFN down, x W^T)", Trans::no, Trans::yes, tokens, 48, 192},
+      {"4096x48x384 (ladder, x W^T)", Trans::no, Trans::yes, tokens, 48, 384},
+      {"4096x48x192 (side FFN down input gradient, dy W)", Trans::no, Trans::no, tokens, 48, 192},
+      {"48x48x4096 (side weight gradient, dy^T x)", Trans::yes, Trans::no, 48, 48, tokens},
+      {"48x384x4096 (ladder weight gradient, dy^T x)", Trans::yes, Trans::no, 48, 384, tokens},
+  };
+  std::printf(
+      "\n| narrow GEMM M x N x K (fp32, 1 thread) | lst GFLOP/s | Eigen on the same operands GFLOP/s | lst / "
+      "Eigen | lst / peak |\n");
+  std::printf("|---|---:|---:|---:|---:|\n");
+  Rng rng(3);
+  for (const NarrowShape& s : shapes) {
+    Tensor<float> a(s.ta == Trans::no ? Shape{s.m, s.k} : Shape{s.k, s.m}),
+        b(s.tb == Trans::no ? Shape{s.k, s.n} : Shape{s.n, s.k}), c(Shape{s.m, s.n});
+    init::uniform(a.view(), rng, -1, 1);
+    init::uniform(b.view(), rng, -1, 1);
+    const detail::ConstEigenMap<float> ma(a.data(), a.dim(0), a.dim(1), Eigen::OuterStride<>(a.dim(1)));
+    const detail::ConstEigenMap<float> mb(b.data(), b.dim(0), b.dim(1), Eigen::OuterStride<>(b.dim(1)));
+    detail::EigenMap<float> mc(c.data(), s.m, s.n, Eigen::OuterStride<>(s.n));
+    auto run_lst = [&] { gemm<float>(s.ta, s.tb, 1.f, a, b, 0.f, c); };
+    auto run_eigen = [&] {
+      if (s.ta == Trans::no && s.tb == Trans::yes)
+        mc.noalias() = ma * mb.transpose();
+      else if (s.ta == Trans::no)
+        mc.noalias() = ma * mb;
+      else
+        mc.noalias() = ma.transpose() * mb;
+    };
+    const auto [tl, te] = paired_median(run_lst, run_eigen);
+    const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+    const double gl = flops / tl / 1e9, ge = flops / te / 1e9;
+    std::printf("| %s | %.1f | %.1f | %.1f%% | %.1f%% |\n", s.label, gl, ge, 100 * gl / ge,
+                peak > 0 ? 100 * gl / peak : 0.0);
+  }
+}
+
 void bench_expressions() {
   const index_t n = 384 * 32768;  // 12.6 M floats: 48 MiB per tensor, far beyond the caches; rows of 384
   Rng rng(2);
@@ -209,6 +259,7 @@ int main(int argc, char** argv) {
   std::printf("measured single-core fp32 FMA peak (%s): %.1f GFLOP/s%s\n", peak_isa, peak,
               peak > 0 ? "" : " (not measured: built without AVX+FMA)");
   bench_gemm(peak);
+  bench_narrow_gemm(peak);
   bench_expressions();
   return 0;
 }

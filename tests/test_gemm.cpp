@@ -59,3 +59,117 @@ TEST_CASE("gemm rejects mismatched shapes with all three shapes in the message")
   CHECK(msg.find("(4, 5)") != std::string::npos);
   CHECK_THROWS_AS(gemm<float>(Trans::no, Trans::no, 1.f, a, b, 0.f, c), ShapeError);
 }
+
+namespace {
+/// One float gemm() on a narrow shape against a double reference: A and B with leading dimensions wider than
+/// their rows, C prefilled (NaN when beta = 0, which must not be read). Returns C.
+std::vector<float> check_narrow(Trans ta, Trans tb, index_t M, index_t N, index_t K, float alpha, float beta,
+                                std::uint64_t seed) {
+  CAPTURE(int(ta));
+  CAPTURE(int(tb));
+  CAPTURE(M);
+  CAPTURE(N);
+  CAPTURE(K);
+  CAPTURE(beta);
+  REQUIRE(cpu::narrow_gemm_applies(ta, M, N, K));
+  Rng rng(seed);
+  const index_t a_rows = ta == Trans::no ? M : K, a_cols = ta == Trans::no ? K : M;
+  const index_t b_rows = tb == Trans::no ? K : N, b_cols = tb == Trans::no ? N : K;
+  const index_t lda = a_cols + 3, ldb = b_cols + 5, ldc = N + 16;
+  std::vector<float> a(std::size_t(a_rows * lda)), b(std::size_t(b_rows * ldb)), c(std::size_t(M * ldc));
+  for (auto* v : {&a, &b, &c})
+    for (float& x : *v) x = float(rng.normal());
+  const std::vector<float> c0 = c;
+  if (beta == 0.0f) std::fill(c.begin(), c.end(), std::nanf(""));
+  gemm<float>(ta, tb, alpha, MatrixRef<const float>(a.data(), a_rows, a_cols, lda),
+              MatrixRef<const float>(b.data(), b_rows, b_cols, ldb), beta,
+              MatrixRef<float>(c.data(), M, N, ldc));
+  for (index_t i = 0; i < M; ++i)
+    for (index_t j = 0; j < N; ++j) {
+      double want = 0;
+      for (index_t k = 0; k < K; ++k)
+        want += double(ta == Trans::no ? a[std::size_t(i * lda + k)] : a[std::size_t(k * lda + i)]) *
+                double(tb == Trans::no ? b[std::size_t(k * ldb + j)] : b[std::size_t(j * ldb + k)]);
+      want = alpha * want + (beta == 0.0f ? 0.0 : beta * double(c0[std::size_t(i * ldc + j)]));
+      REQUIRE(c[std::size_t(i * ldc + j)] == doctest::Approx(want).epsilon(1e-4).scale(std::sqrt(double(K))));
+    }
+  // The padding past N in each row of C is untouched.
+  for (index_t i = 0; i < M; ++i)
+    for (index_t j = N; j < ldc; ++j)
+      if (beta != 0.0f) REQUIRE(c[std::size_t(i * ldc + j)] == c0[std::size_t(i * ldc + j)]);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("Narrow GEMM: forward, input-gradient and weight-gradient shapes against a double reference") {
+  // Forward C = X W^T and input gradients C = dY W (op(A) the activations): whole 8-row tiles and a
+  // remainder, stripes of 3 packets and of 1 (N = 80 takes both), K up to 384.
+  for (const Trans tb : {Trans::yes, Trans::no})
+    for (const index_t M : {256, 301})
+      for (const auto& nk : {std::pair<index_t, index_t>{48, 48}, {80, 64}, {16, 384}, {64, 5}, {192, 48}})
+        for (const float beta : {0.0f, 1.0f, -0.5f})
+          check_narrow(Trans::no, tb, M, nk.first, nk.second, 1.5f, beta, 7);
+  // Weight gradients C = dY^T X (op(A) = A^T): the reduction over tokens in one block, and in blocks of 256
+  // with a partial last block.
+  for (const index_t K : {256, 700})
+    for (const auto& mn : {std::pair<index_t, index_t>{48, 48}, {3, 384}, {192, 48}, {48, 96}})
+      for (const float beta : {0.0f, 1.0f})
+        check_narrow(Trans::yes, Trans::no, mn.first, mn.second, K, 1.0f, beta, 8);
+}
+
+TEST_CASE("Narrow GEMM: the same bits on one thread and on two; wide products stay with Eigen") {
+  for (const Trans ta : {Trans::no, Trans::yes}) {
+    const index_t M = ta == Trans::no ? 517 : 48, N = 48, K = ta == Trans::no ? 384 : 1000;
+    const int before = threads();
+    set_threads(1);
+    const auto one = check_narrow(ta, Trans::no, M, N, K, 1.0f, 1.0f, 9);
+    set_threads(2);
+    const auto two = check_narrow(ta, Trans::no, M, N, K, 1.0f, 1.0f, 9);
+    set_threads(before);
+    CHECK(one == two);
+  }
+  // The LST side network at r = 8 (width 48, ladders from 384) takes it; the backbone and r = 2 do not.
+  CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 48, 384));
+  CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 192, 48));
+  CHECK(cpu::narrow_gemm_applies(Trans::yes, 48, 384, 4096));
+  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 384, 384));
+  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 192, 192));
+  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 128, 128, 32));  // one attention head: too few rows
+  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 50, 48));  // not whole packets
+}
+
+TEST_CASE(
+    "Narrow GEMM with a bias row: the bits of C preset to the bias and beta = 1; a float Linear takes it") {
+  Rng rng(10);
+  for (const auto& shape : {std::tuple<Trans, index_t, index_t, index_t>{Trans::no, 300, 48, 384},
+                            {Trans::no, 256, 80, 48},
+                            {Trans::yes, 48, 48, 700}}) {
+    const auto [ta, M, N, K] = shape;
+    CAPTURE(M);
+    CAPTURE(K);
+    Tensor<float> a(ta == Trans::no ? Shape{M, K} : Shape{K, M}), w(Shape{N, K}), bias(Shape{N});
+    for (auto* t : {&a, &w, &bias}) init::normal(t->view(), rng, 1.0);
+    Tensor<float> fused(Shape{M, N}), preset(Shape{M, N});
+    cpu::narrow_gemm(ta, Trans::yes, 0.5f, a, w, 0.0f, fused, bias.data());
+    for (index_t i = 0; i < M; ++i) std::copy_n(bias.data(), N, preset.data() + i * N);
+    cpu::narrow_gemm(ta, Trans::yes, 0.5f, a, w, 1.0f, preset);
+    CHECK(fused.to_vector() == preset.to_vector());
+  }
+  // Linear<float> on (300, 48) -> 48 runs the fused kernel; its output is x W^T + b.
+  ParameterArena<float> arena;
+  Linear<float> linear(arena, "fc", 48, 48);
+  arena.allocate(false);
+  for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 1.0);
+  Tensor<float> x(Shape{300, 48}), y(Shape{300, 48});
+  init::normal(x.view(), rng, 1.0);
+  REQUIRE(cpu::narrow_gemm_applies(Trans::no, 300, 48, 48));
+  linear.forward(x, y, Mode::inference);
+  const float* w = linear.weight().value().data();
+  const float* b = linear.bias().value().data();
+  for (index_t i = 0; i < 300; ++i)
+    for (index_t o = 0; o < 48; ++o) {
+      double want = b[o];
+      for (index_t k = 0; k < 48; ++k) want += double(x(i, k)) * double(w[o * 48 + k]);
+      REQUIRE(y(i, o) == doctest::Approx(want).epsilon(1e-5));
+    }
+}

@@ -58,6 +58,13 @@ class Linear {
     LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(x), MatrixRef<const T, Backend>(y)), "Linear '",
               m_name, "': output y overlaps input x (a linear layer cannot run in place)");
     const bool bias = has_bias();
+    if constexpr (std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>) {
+      if (cpu::narrow_gemm_applies(Trans::no, y.shape().rows(), m_out, m_in)) {  // the bias in the kernel
+        cpu::narrow_gemm(Trans::no, Trans::yes, T(1), x, m_weight.value(), T(0), MatrixRef<T, Backend>(y),
+                         bias ? m_bias.value().data() : nullptr);
+        return;
+      }
+    }
     if (bias) {  // broadcast b over rows, then the GEMM adds into it (beta = 1)
       if constexpr (std::is_same_v<Backend, Cpu>) {
         // Whole packets straight from registers: a memcpy call per row cost more than the copy for the side

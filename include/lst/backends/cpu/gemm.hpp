@@ -3,9 +3,12 @@
 /// @brief General matrix multiply on host memory through Eigen Maps: C = alpha * op(A) op(B) + beta * C.
 #pragma once
 
+#include <type_traits>
+
 #include <Eigen/Core>
 
 #include "../../core/matrix_ref.hpp"
+#include "narrow_gemm.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -19,11 +22,18 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 }  // namespace detail
 
 /// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, every matrix row-major with its own leading
-/// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS.
+/// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS. Float products with a narrow
+/// weight side take cpu::narrow_gemm (narrow_gemm.hpp), everything else Eigen's GEMM.
 template <class T>
 void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b,
           T beta, const MatrixRef<T, Cpu>& c) {
   detail::check_gemm_shapes(ta, tb, a, b, c);
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu::narrow_gemm_applies(ta, c.rows, c.cols, ta == Trans::no ? a.cols : a.rows)) {
+      cpu::narrow_gemm(ta, tb, alpha, a, b, beta, c);
+      return;
+    }
+  }
   const detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
   const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
   detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));

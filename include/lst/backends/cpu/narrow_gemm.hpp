@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/// @file narrow_gemm.hpp
+/// @brief A float GEMM without operand packing, for products whose weight side is narrow: the LST side
+///        network's (tokens, 48) x (48, 48) at r = 8, its ladders' (tokens, 384) x (384, 48), and their
+///        weight gradients.
+///
+/// Eigen's GEMM copies ("packs") both operands into panels before multiplying. For a (tokens, 48) operand
+/// the copy costs a third of the product (perf of a cached LST epoch on MRPC: gemm_pack_lhs and
+/// gemm_pack_rhs next to gebp_kernel), because each packed value is used for only 48 multiply-adds. Here the
+/// wide operand is read in place: a tile of C, MR rows by NP packets, lives in registers; each step over k
+/// loads NP packets of a row of op(B) and broadcasts MR values of op(A): the register-blocked inner kernel
+/// of Goto and van de Geijn (2008), without its packing. op(B) must have contiguous rows, so C = A W^T first
+/// transposes the small W.
+///
+/// Where k runs in one block (K <= narrow_gemm_k_block_threshold) each element is one sequential chain of
+/// fused multiply-adds over k. A longer reduction (weight gradients sum over every token) runs in blocks of
+/// narrow_gemm_k_block values, added into C block after block, so that the block of op(B) a tile reads stays
+/// in L1. The split of C over threads never changes an element's chain: the result does not depend on the
+/// thread count.
+#pragma once
+
+#include <algorithm>
+
+#include "../../core/allocator.hpp"
+#include "../../core/matrix_ref.hpp"
+#include "../../core/threads.hpp"
+#include "row_math.hpp"
+
+LST_NAMESPACE_BEGIN
+namespace cpu {
+
+/// Reductions up to this long run in one block (forward products: K is a layer width).
+inline constexpr index_t narrow_gemm_k_block_threshold = 512;
+/// The block of a longer reduction: 256 rows of a 48-wide op(B) tile are 48 KiB.
+inline constexpr index_t narrow_gemm_k_block = 256;
+
+/// Whether gemm() takes the narrow kernel for C (M, N) = op(A) (M, K) op(B) (K, N) in float. Measured on
+/// this project's shapes (bench/bench_core, "narrow GEMM"): it wins when the weight side is at most 64 wide
+/// on one side and 384 on the other, and loses to Eigen at 192 x 192 and beyond. A forward product (op(A)
+/// the activations) also needs enough rows to amortise transposing W; a weight gradient (op(A) = dY^T) is
+/// narrow in M and N.
+inline bool narrow_gemm_applies(Trans ta, index_t M, index_t N, index_t K) {
+  if (N % packet_size<float> != 0 || M == 0 || N == 0) return false;
+  if (ta == Trans::no) return M >= 256 && std::min(K, N) <= 64 && std::max(K, N) <= 384;
+  return K >= 256 && std::min(M, N) <= 64 && std::max(M, N) <= 384;
+}
+
+namespace detail {
+/// C tile (MR, NP packets) = alpha * sum over k < K of op(A)(i, k) op(B)(k, :) + beta * C (+ the tile's NP
+/// packets of a bias row, when not null); op(A)(i, k) at a[i * a_row + k * a_col], op(B) row k at
+/// b + k * ldb. beta = 0 does not read C.
+template <int MR, int NP>
+void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t a_col, const float* b,
+                 index_t ldb, float beta, const float* bias, float* c, index_t ldc) {
+  namespace ei = Eigen::internal;
+  using P = Packet<float>;
+  constexpr index_t L = packet_size<float>;
+  P acc[MR][NP];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
+  for (index_t k = 0; k < K; ++k) {
+    P bk[NP];
+    for (int j = 0; j < NP; ++j) bk[j] = ei::ploadu<P>(b + k * ldb + j * L);
+    for (int i = 0; i < MR; ++i) {
+      const P ai = ei::pset1<P>(a[i * a_row + k * a_col]);
+      for (int j = 0; j < NP; ++j) acc[i][j] = ei::pmadd(ai, bk[j], acc[i][j]);
+    }
+  }
+  const P pa = ei::pset1<P>(alpha), pb = ei::pset1<P>(beta);
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NP; ++j) {
+      float* ci = c + i * ldc + j * L;
+      P r = ei::pmul(pa, acc[i][j]);
+      if (beta != 0.0f) r = ei::pmadd(pb, ei::ploadu<P>(ci), r);
+      if (bias) r = ei::padd(ei::ploadu<P>(bias + j * L), r);  // what C preset to the bias, beta 1 gives
+      ei::pstoreu(ci, r);
+    }
+}
+
+/// Rows [0, M) of C against one column stripe of NP packets: tiles of MR rows, then single rows. MR * NP
+/// accumulators plus NP packets of B fit the 32 AVX-512 registers.
+template <int NP>
+void narrow_stripe(index_t M, index_t K, float alpha, const float* a, index_t a_row, index_t a_col,
+                   const float* b, index_t ldb, float beta, const float* bias, float* c, index_t ldc) {
+  constexpr int MR = NP == 3 ? 8 : 24;
+  index_t i = 0;
+  for (; i + MR <= M; i += MR)
+    narrow_tile<MR, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc);
+  for (; i < M; ++i)
+    narrow_tile<1, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc);
+}
+
+/// C (M, N) block by block over k; one thread's rectangle of C. The bias goes in with the first block, as
+/// into a C preset to it.
+inline void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const float* a, index_t a_row,
+                               index_t a_col, const float* b, index_t ldb, float beta, const float* bias,
+                               float* c, index_t ldc) {
+  constexpr index_t L = packet_size<float>;
+  const index_t block = K <= narrow_gemm_k_block_threshold ? std::max<index_t>(K, 1) : narrow_gemm_k_block;
+  for (index_t k0 = 0; k0 == 0 || k0 < K; k0 += block) {
+    const index_t kn = std::min(block, K - k0);
+    const float beta_k = k0 == 0 ? beta : 1.0f;  // later blocks add into C
+    const float *ak = a + k0 * a_col, *bk = b + k0 * ldb, *bias_k = k0 == 0 ? bias : nullptr;
+    const auto bias_at = [bias_k](index_t j) { return bias_k ? bias_k + j : nullptr; };
+    index_t j = 0;
+    for (; j + 3 * L <= N; j += 3 * L)
+      narrow_stripe<3>(M, kn, alpha, ak, a_row, a_col, bk + j, ldb, beta_k, bias_at(j), c + j, ldc);
+    for (; j < N; j += L)
+      narrow_stripe<1>(M, kn, alpha, ak, a_row, a_col, bk + j, ldb, beta_k, bias_at(j), c + j, ldc);
+  }
+}
+}  // namespace detail
+
+/// C = alpha * op(A) op(B) + beta * C, plus `bias` (N) on every row when it is not null (a linear layer's
+/// forward, without a pass of its own to broadcast the bias), for narrow_gemm_applies() shapes (row-major,
+/// any leading dimensions). op(B) = W^T is transposed once into tracked workspace. C is split over threads
+/// by row blocks, or by column stripes where it has few rows.
+inline void narrow_gemm(Trans ta, Trans tb, float alpha, const MatrixRef<const float, Cpu>& a,
+                        const MatrixRef<const float, Cpu>& b, float beta, const MatrixRef<float, Cpu>& c,
+                        const float* bias = nullptr) {
+  constexpr index_t L = packet_size<float>;
+  const index_t M = c.rows, N = c.cols, K = ta == Trans::no ? a.cols : a.rows;
+  const index_t a_row = ta == Trans::no ? a.ld : 1, a_col = ta == Trans::no ? 1 : a.ld;
+  lst::detail::Buffer<float, Cpu> transposed;
+  const float* bp = b.data;
+  index_t ldb = b.ld;
+  if (tb == Trans::yes) {  // b is (N, K): op(B) (K, N) row k = column k of b
+    transposed = lst::detail::Buffer<float, Cpu>(std::size_t(K * N), MemCategory::workspace);
+    float* t = transposed.data();
+    for (index_t n = 0; n < N; ++n)
+      for (index_t k = 0; k < K; ++k) t[k * N + n] = b.data[n * b.ld + k];
+    bp = t;
+    ldb = N;
+  }
+  // Small products stay on one thread (a parallel region costs more than they do).
+  const index_t parts = M * N * K >= 64 * parallel_min_elements ? std::max(1, threads()) : 1;
+  const index_t stripes = N / L;
+  // Few rows (a weight gradient): split the column stripes; many rows: split row blocks of 8.
+  const bool by_columns = M < 8 * parts && stripes >= parts;
+  LST_PARALLEL_FOR_IF(parts > 1)
+  for (index_t p = 0; p < parts; ++p) {
+    if (by_columns) {
+      const index_t s0 = stripes * p / parts, s1 = stripes * (p + 1) / parts;
+      detail::narrow_gemm_serial(M, (s1 - s0) * L, K, alpha, a.data, a_row, a_col, bp + s0 * L, ldb, beta,
+                                 bias ? bias + s0 * L : nullptr, c.data + s0 * L, c.ld);
+    } else {
+      const index_t blocks = (M + 7) / 8, r0 = std::min(M, blocks * p / parts * 8),
+                    r1 = std::min(M, blocks * (p + 1) / parts * 8);
+      detail::narrow_gemm_serial(r1 - r0, N, K, alpha, a.data + r0 * a_row, a_row, a_col, bp, ldb, beta, bias,
+                                 c.data + r0 * c.ld, c.ld);
+    }
+  }
+}
+
+}  // namespace cpu
+LST_NAMESPACE_END
