@@ -173,3 +173,19 @@ TEST_CASE(
       REQUIRE(y(i, o) == doctest::Approx(want).epsilon(1e-5));
     }
 }
+
+TEST_CASE("Narrow GEMM refuses mismatched shapes and widths that are not whole packets, naming both") {
+  Tensor<float> a(Shape{300, 48}), w(Shape{48, 40}), c(Shape{300, 48}), c50(Shape{300, 50}),
+      w50(Shape{50, 48});
+  a.fill(1.0f);
+  w.fill(1.0f);
+  w50.fill(1.0f);
+  // op(B) has 40 rows where op(A) has 48 columns: the shape check runs on the narrow path too.
+  CHECK_THROWS_WITH_AS(gemm<float>(Trans::no, Trans::yes, 1.0f, a, w, 0.0f, c),
+                       doctest::Contains("gemm: op(A)"), ShapeError);
+  CHECK_THROWS_WITH_AS(cpu::narrow_gemm(Trans::no, Trans::yes, 1.0f, a, w50, 0.0f, c50),
+                       doctest::Contains("not a whole number"), ShapeError);
+  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 300, 50, 48));
+  gemm<float>(Trans::no, Trans::yes, 1.0f, a, w50, 0.0f, c50);  // Eigen takes it
+  CHECK(c50(299, 49) == 48.0f);
+}

@@ -42,7 +42,7 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> q;                // (B, T, C)
     Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first
     Tensor<T, Backend> probs;            // (B, H, T, P+T) softmax output; empty when backward recomputes it
-    Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask (empty without one)
+    Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, for recomputing or the row kernel
     Tensor<T, Backend> row_stats;  // (B, H, T, 2) each row's softmax max and 1 / sum (row-wise recompute)
     bool recompute = false;
     Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
@@ -74,10 +74,11 @@ class MultiHeadSelfAttention {
   void set_recompute_probabilities(bool on) { m_recompute = on; }
   bool recomputes_probabilities() const { return m_recompute; }
   /// With skipping, the query rows after a sequence's last real token (as the mask says) are not computed:
-  /// their output and input gradient rows are 0. The rows of real tokens, the loss and every gradient are
-  /// unchanged, bit for bit, for a caller that never reads padded positions (their output gradient is then 0,
-  /// and a padded key is hidden from every real query, so a padded row's value reaches nothing). The LST side
-  /// network is such a caller: it pools real tokens only. Off by default: Hugging Face computes padded rows.
+  /// their heads and their query gradients are 0 (so their output is the output projection's bias). The rows
+  /// of real tokens, the loss and every gradient are unchanged, bit for bit, for a caller that never reads
+  /// padded positions (their output gradient is then 0, and a padded key is hidden from every real query, so
+  /// a padded row's value reaches nothing). The LST side network is such a caller: it pools real tokens only.
+  /// Off by default: Hugging Face computes padded rows.
   void set_skip_padded_queries(bool on) { m_skip_padded_queries = on; }
   bool skips_padded_queries() const { return m_skip_padded_queries; }
   /// Both kernels give the same function (to rounding); tests compare them.
@@ -187,7 +188,8 @@ class MultiHeadSelfAttention {
       ctx.v = std::move(v);
       if (keep_probs) ctx.probs = std::move(probs);
       ctx.recompute = !keep_probs;
-      if (mask.data()) ctx.mask = clone_as(mask, MemCategory::activations);
+      // The row-wise backward also reads it to find each sequence's live keys.
+      if (mask.data() && (ctx.recompute || by_rows)) ctx.mask = clone_as(mask, MemCategory::activations);
       ctx.row_stats = std::move(row_stats);
       ctx.heads = std::move(heads);
       if (prefix) {

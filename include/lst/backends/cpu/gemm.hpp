@@ -27,13 +27,13 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 template <class T>
 void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b,
           T beta, const MatrixRef<T, Cpu>& c) {
-  detail::check_gemm_shapes(ta, tb, a, b, c);
   if constexpr (std::is_same_v<T, float>) {
     if (cpu::narrow_gemm_applies(ta, c.rows, c.cols, ta == Trans::no ? a.cols : a.rows)) {
-      cpu::narrow_gemm(ta, tb, alpha, a, b, beta, c);
+      cpu::narrow_gemm(ta, tb, alpha, a, b, beta, c);  // which checks the shapes as below
       return;
     }
   }
+  detail::check_gemm_shapes(ta, tb, a, b, c);
   const detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
   const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
   detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));

@@ -120,6 +120,9 @@ inline void narrow_gemm(Trans ta, Trans tb, float alpha, const MatrixRef<const f
                         const float* bias = nullptr) {
   constexpr index_t L = packet_size<float>;
   const index_t M = c.rows, N = c.cols, K = ta == Trans::no ? a.cols : a.rows;
+  lst::detail::check_gemm_shapes(ta, tb, a, b, c);
+  LST_CHECK_SHAPE(N % L == 0, "narrow_gemm: C has ", N, " columns, not a whole number of ", L,
+                  "-float packets");
   const index_t a_row = ta == Trans::no ? a.ld : 1, a_col = ta == Trans::no ? 1 : a.ld;
   lst::detail::Buffer<float, Cpu> transposed;
   const float* bp = b.data;
