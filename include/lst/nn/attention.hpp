@@ -434,11 +434,15 @@ class MultiHeadSelfAttention {
     for (index_t i = rows; i < Tq; ++i) std::fill_n(dq.data() + (b * Tq + i) * C + h * D, D, T(0));
     T* gk = dk.data() + b * Tk * C + h * D;
     T* gv = dv.data() + b * Tk * C + h * D;
-    for (index_t j = 0; j < Tk; ++j)
+    for (index_t j = 0; j < keys; ++j)
       for (index_t d = 0; d < D; ++d) {
-        gk[j * C + d] = j < keys ? dkt[d * Tp + j] : T(0);  // a hidden key gets no gradient
-        gv[j * C + d] = j < keys ? dvt[d * Tp + j] : T(0);
+        gk[j * C + d] = dkt[d * Tp + j];
+        gv[j * C + d] = dvt[d * Tp + j];
       }
+    for (index_t j = keys; j < Tk; ++j) {  // a hidden key gets no gradient
+      std::fill_n(gk + j * C, D, T(0));
+      std::fill_n(gv + j * C, D, T(0));
+    }
   }
 
   std::string m_name;
