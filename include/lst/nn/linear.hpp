@@ -67,8 +67,8 @@ class Linear {
     }
     if (bias) {  // broadcast b over rows, then the GEMM adds into it (beta = 1)
       if constexpr (std::is_same_v<Backend, Cpu>) {
-        // Whole packets straight from registers: a memcpy call per row cost more than the copy for the side
-        // network's rows of 48 values.
+        // Whole packets straight from registers, no call per row (the narrow products above take their bias
+        // in the kernel; this serves the wide layers and narrow ones on few rows).
         using Rows = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
         using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
         const Eigen::Map<const Row> b(m_bias.value().data(), m_out);
