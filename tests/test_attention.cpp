@@ -353,6 +353,86 @@ TEST_CASE("Skipping padded query rows changes no real row and no gradient; padde
     }
 }
 
+TEST_CASE("Asking with the first rows only gives the whole layer's first rows and its gradients") {
+  // The LST side network's last block asks with [CLS] alone. A wrong row offset (the mask or the query rows
+  // indexed by the query count instead of the sequence length), or the query gradient left out of dx, fails.
+  for (const AttentionKernel kernel : {AttentionKernel::rowwise, AttentionKernel::gemm})
+    for (const bool recompute : {false, true})
+      for (const bool skip : {false, true})
+        for (const index_t queries : {1, 3}) {
+          CAPTURE(int(kernel));
+          CAPTURE(recompute);
+          CAPTURE(skip);
+          CAPTURE(queries);
+          Rng rng(151);
+          const index_t H = 3, D = 4, C = H * D, B = 4, T = 13;
+          ParameterArena<float> arena;
+          MultiHeadSelfAttention<float> attn(arena, "attn", C, H);
+          arena.allocate(true);
+          for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
+          attn.set_kernel(kernel);
+          attn.set_recompute_probabilities(recompute);
+          attn.set_skip_padded_queries(skip);
+          const auto mask = padding_mask(B, T, {T, 7, 2, 1});
+          Tensor<float> x(Shape{B, T, C}), g(Shape{B, T, C}), g_first(Shape{B, queries, C});
+          init::normal(x.view(), rng, 1.0);
+          init::normal(g_first.view(), rng, 1.0);
+          g.set_zero();  // the whole layer's output gradient: g_first on the first rows, 0 below
+          for (index_t b = 0; b < B; ++b) g[b].slice(0, queries).assign(g_first[b]);
+          if (skip)  // a skipping caller reads real rows only
+            for (index_t i = 0; i < B * T; ++i)
+              if (mask.data()[i] == 0) std::fill_n(g.data() + i * C, C, 0.0f);
+          for (index_t b = 0; b < B; ++b)
+            for (index_t t = 0; t < queries; ++t)
+              if (skip && mask(b, t) == 0) std::fill_n(g_first.data() + (b * queries + t) * C, C, 0.0f);
+          const auto whole = run_attention(attn, arena, x, mask, g);
+
+          Tensor<float> y(Shape{B, queries, C}), dx(x.shape());
+          auto ctx = attn.forward(x, mask, y, Mode::training, nullptr, queries);
+          CHECK(ctx.q.shape() == (Shape{B, queries, C}));
+          attn.backward(ctx, g_first, dx, GradMode::overwrite);
+          for (index_t b = 0; b < B; ++b)
+            for (index_t i = 0; i < queries * C; ++i) {
+              CAPTURE(b);
+              CAPTURE(i);
+              REQUIRE(y.data()[b * queries * C + i] ==
+                      doctest::Approx(whole.first[std::size_t(b * T * C + i)]).epsilon(1e-5));
+            }
+          std::vector<float> grads = dx.to_vector(), params = arena.grads().to_vector();
+          grads.insert(grads.end(), params.begin(), params.end());
+          REQUIRE(grads.size() == whole.second.size());
+          float largest = 0;  // gradients summed in another order differ by rounding of the largest terms
+          for (const float v : whole.second) largest = std::max(largest, std::abs(v));
+          for (std::size_t i = 0; i < grads.size(); ++i) {
+            CAPTURE(i);
+            REQUIRE(std::abs(grads[i] - whole.second[i]) <= 1e-5f * largest);
+          }
+        }
+}
+
+TEST_CASE("Attention rejects query rows beyond the sequence, with a prefix, and a wrong output or dy") {
+  ParameterArena<float> arena;
+  MultiHeadSelfAttention<float> attn(arena, "attn.q", 8, 2);
+  arena.allocate(true);
+  Tensor<float> x = Tensor<float>::zeros(Shape{2, 5, 8}), y1(Shape{2, 1, 8}), y6(Shape{2, 6, 8}),
+                y(x.shape());
+  const auto has = [](const std::string& msg, const char* part) {
+    return msg.find(part) != std::string::npos;
+  };
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y6, Mode::training, nullptr, 6); }),
+            "attn.q': 6 query rows of 5 positions"));
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y, Mode::training, nullptr, 1); }),
+            "expected (2, 1, 8) for input x of shape (2, 5, 8) and its first rows"));
+  const Tensor<float> pk = Tensor<float>::zeros(Shape{3, 8}), pv = Tensor<float>::zeros(Shape{3, 8});
+  const PrefixKV<float> prefix{pk.cview(), pv.cview(), {}, {}};
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y1, Mode::training, &prefix, 1); }),
+            "with a prefix every position asks"));
+  auto ctx = attn.forward(x, {}, y1, Mode::training, nullptr, 1);
+  Tensor<float> dx(x.shape());
+  CHECK(has(lst_test::error_of([&] { attn.backward(ctx, y, dx, GradMode::overwrite); }),
+            "expected the output's (2, 1, 8)"));
+}
+
 TEST_CASE("The row-wise kernel takes heads up to 16 wide; automatic takes the GEMM kernel above") {
   ParameterArena<float> arena;
   MultiHeadSelfAttention<float> narrow(arena, "narrow", 32, 2), wide(arena, "wide", 34, 2);

@@ -49,3 +49,26 @@ TEST_CASE("Dropout is the identity in inference mode and its backward reuses the
   });
   CHECK_THROWS_AS(Dropout<float>(1.0, 1), Error);
 }
+
+TEST_CASE("Dropout of rows taken from a larger tensor gives them that tensor's mask") {
+  Rng rng(53);
+  Dropout<double> d(0.5, 91);
+  const index_t B = 3, T = 7, C = 5, rows = 2;
+  auto x = lst_test::randn(Shape{B, T, C}, rng);
+  Tensor<double> y(x.shape()), first(Shape{B, rows, C}), y_first(first.shape());
+  for (index_t b = 0; b < B; ++b) first[b].assign(x[b].slice(0, rows));
+  d.forward(x, y, Mode::training, 4);
+  auto ctx = d.forward(first, y_first, Mode::training, 4, {rows * C, T * C});
+  for (index_t b = 0; b < B; ++b)
+    for (index_t i = 0; i < rows * C; ++i) {
+      CAPTURE(b);
+      CAPTURE(i);
+      REQUIRE(y_first.data()[b * rows * C + i] == y.data()[b * T * C + i]);
+    }
+  // Backward takes the same mapping from the context.
+  Tensor<double> dx(first.shape());
+  d.backward(ctx, first, dx);
+  CHECK(dx.to_vector() == y_first.to_vector());
+  CHECK_THROWS_AS(d.forward(first, y_first, Mode::training, 4, {7, T * C}), Error);  // 30 is not whole blocks
+  CHECK_THROWS_AS(d.forward(first, y_first, Mode::training, 4, {rows * C, C}), Error);  // stride < block
+}

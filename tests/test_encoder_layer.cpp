@@ -28,6 +28,63 @@ TEST_CASE("EncoderLayer (post-LN, dropout on) backward matches finite difference
   });
 }
 
+TEST_CASE("EncoderLayer with the first rows only: the whole layer's rows, dropout masks and gradients") {
+  // Dropout on: rows computed alone must take the masks the whole layer gives them (a mask drawn for the
+  // compact tensor's own element indices fails), and the residual must add x's first rows of each sequence.
+  for (const index_t queries : {1, 2}) {
+    CAPTURE(queries);
+    Rng rng(93);
+    ParameterArena<double> arena;
+    const EncoderLayerConfig cfg{6, 2, 10, ActivationKind::gelu, 1e-5, 0.3};
+    EncoderLayer<double> layer(arena, "layer.0", cfg, 5);
+    arena.allocate(true);
+    lst_test::randomize(arena, rng);
+    const index_t B = 3, T = 5, C = 6;
+    auto x = lst_test::randn(Shape{B, T, C}, rng);
+    Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
+    mask(1, 4) = mask(1, 3) = mask(2, 4) = 0;
+    auto g_first = lst_test::randn(Shape{B, queries, C}, rng);
+    Tensor<double> g = Tensor<double>::zeros(x.shape());
+    for (index_t b = 0; b < B; ++b) g[b].slice(0, queries).assign(g_first[b]);
+
+    Tensor<double> y(x.shape()), dx(x.shape());
+    auto ctx = layer.forward(x, mask, y, Mode::training, 17);
+    layer.backward(ctx, g, dx, GradMode::overwrite);
+    const auto whole_dx = dx.to_vector(), whole_params = arena.grads().to_vector();
+
+    Tensor<double> y_first(Shape{B, queries, C}), dx_first(x.shape());
+    auto ctx_first = layer.forward(x, mask, y_first, Mode::training, 17, nullptr, queries);
+    layer.backward(ctx_first, g_first, dx_first, GradMode::overwrite);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t i = 0; i < queries * C; ++i) {
+        CAPTURE(b);
+        CAPTURE(i);
+        REQUIRE(y_first.data()[b * queries * C + i] ==
+                doctest::Approx(y.data()[b * T * C + i]).epsilon(1e-12));
+      }
+    const auto first_dx = dx_first.to_vector(), first_params = arena.grads().to_vector();
+    // Summed in another order: equal to rounding of the largest terms.
+    const auto close = [](const std::vector<double>& got, const std::vector<double>& want) {
+      double largest = 0;
+      for (const double v : want) largest = std::max(largest, std::abs(v));
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(std::abs(got[i] - want[i]) <= 1e-12 * largest);
+      }
+    };
+    close(first_dx, whole_dx);
+    close(first_params, whole_params);
+    // And on its own terms, against finite differences.
+    auto checked = lst_test::parameters_of(arena);
+    checked.push_back({"x", x.view(), dx_first.view()});
+    lst_test::expect_zero(checked, "layer.0.attention.key.bias");
+    lst_test::check_gradients(checked, [&] {
+      layer.forward(x, mask, y_first, Mode::training, 17, nullptr, queries);
+      return lst_test::dot(y_first, g_first);
+    });
+  }
+}
+
 TEST_CASE("EncoderLayer backward with a wrong dx fails before touching any gradient") {
   ParameterArena<float> arena;
   EncoderLayer<float> layer(arena, "l0", EncoderLayerConfig{8, 2, 16, ActivationKind::gelu, 1e-12, 0.0}, 1);

@@ -107,6 +107,46 @@ TEST_CASE(
   check_side_gradients<LstConfig<2, ExplicitLayers, std::ratio<1, 4>, double>>(listed);  // T = 0.25
 }
 
+TEST_CASE("the last side block computes the [CLS] row only: the same features and gradients, to rounding") {
+  // With [CLS] pooling (the default) the last block asks with [CLS] alone; turning that off runs every row.
+  // Also with the output gate, which reads the backbone's state, not the side state's other rows.
+  for (const bool output_gate : {false, true}) {
+    CAPTURE(output_gate);
+    SideOptions o;
+    if (output_gate) o.output_gate = OutputGate::mean;
+    Fixture<R2> trimmed(o);
+    o.cls_only_last_block = false;
+    Fixture<R2> whole(o);
+    const index_t d = backbone_config().hidden_size;
+    Rng rng(5);
+    auto g = lst_test::randn(Shape{2, d}, rng);
+    Tensor<double> f_trimmed(Shape{2, d}), f_whole(Shape{2, d});
+    const auto ctx_trimmed = trimmed.forward(f_trimmed, Mode::training);
+    const auto ctx_whole = whole.forward(f_whole, Mode::training);
+    CHECK(ctx_trimmed.state.shape() == (Shape{2, 1, trimmed.side.width()}));
+    CHECK(ctx_whole.state.shape() == (Shape{2, 5, whole.side.width()}));
+    for (index_t i = 0; i < 2 * d; ++i)
+      REQUIRE(f_trimmed.data()[i] == doctest::Approx(f_whole.data()[i]).epsilon(1e-12));
+    trimmed.side.backward(ctx_trimmed, g, GradMode::overwrite);
+    whole.side.backward(ctx_whole, g, GradMode::overwrite);
+    const auto a = trimmed.side.parameters().grads().to_vector(),
+               b = whole.side.parameters().grads().to_vector();
+    REQUIRE(a.size() == b.size());
+    double largest = 0;  // summed in another order: equal to rounding of the largest terms
+    for (const double v : b) largest = std::max(largest, std::abs(v));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(std::abs(a[i] - b[i]) <= 1e-12 * largest);
+    }
+  }
+  // Mean pooling reads every row: the last block stays whole.
+  SideOptions mean;
+  mean.mean_pooling = true;
+  Fixture<R2> pooled(mean);
+  Tensor<double> features(Shape{2, backbone_config().hidden_size});
+  CHECK(pooled.forward(features, Mode::training).state.shape() == (Shape{2, 5, pooled.side.width()}));
+}
+
 TEST_CASE("QST output gate (backbone [CLS] or mean-pooled final state) matches finite differences") {
   for (OutputGate g : {OutputGate::cls, OutputGate::mean}) {
     INFO("output gate " << std::string(to_string(g)));

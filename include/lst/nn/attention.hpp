@@ -98,17 +98,27 @@ class MultiHeadSelfAttention {
   /// y (B, T, C) = attention over x (B, T, C). `mask` (B, T): 1 for a real token, 0 for padding (Hugging
   /// Face's attention_mask), or an empty view for none. A padded key gets exactly zero probability; a query
   /// whose every key is masked attends to nothing (a zero output row) instead of producing NaN.
+  ///
+  /// `queries` > 0: only the first `queries` positions of each sequence ask, and y is (B, queries, C); every
+  /// position is still a key and a value. Its rows are the whole layer's first rows (to rounding): a caller
+  /// that reads only [CLS] from a layer's output pays for one query row in T (the LST side network's last
+  /// block). Not with a prefix.
   Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
-                  Mode mode, const PrefixKV<T, Backend>* prefix = nullptr) const {
+                  Mode mode, const PrefixKV<T, Backend>* prefix = nullptr, index_t queries = 0) const {
     LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name,
                     "': input x has shape ", x.shape(), ", expected (B, T, ", m_dim, ")");
-    LST_CHECK_SHAPE(y.shape() == x.shape(), "MultiHeadSelfAttention '", m_name, "': output y has shape ",
-                    y.shape(), ", expected the input's shape ", x.shape());
-    const index_t B = x.dim(0), Tq = x.dim(1), C = m_dim, H = m_heads, D = C / H;
-    LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tq}), "MultiHeadSelfAttention '",
-                    m_name, "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tq,
+    const index_t B = x.dim(0), Tx = x.dim(1), C = m_dim, H = m_heads, D = C / H;
+    LST_CHECK(queries >= 0 && queries <= Tx && (queries == 0 || queries == Tx || !prefix),
+              "MultiHeadSelfAttention '", m_name, "': ", queries, " query rows of ", Tx, " positions",
+              prefix ? " (with a prefix every position asks)" : "");
+    const index_t Tq = queries > 0 ? queries : Tx;
+    LST_CHECK_SHAPE(y.shape() == (Shape{B, Tq, C}), "MultiHeadSelfAttention '", m_name,
+                    "': output y has shape ", y.shape(), ", expected (", B, ", ", Tq, ", ", C,
+                    ") for input x of shape ", x.shape(), Tq < Tx ? " and its first rows only" : "");
+    LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tx}), "MultiHeadSelfAttention '",
+                    m_name, "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tx,
                     ") for input x of shape ", x.shape());
-    const index_t P = prefix ? prefix->key.dim(0) : 0, Tk = P + Tq;
+    const index_t P = prefix ? prefix->key.dim(0) : 0, Tk = P + Tx;
     if (prefix)
       LST_CHECK_SHAPE(prefix->key.shape() == (Shape{P, C}) && prefix->value.shape() == (Shape{P, C}),
                       "MultiHeadSelfAttention '", m_name, "': prefix key ", prefix->key.shape(),
@@ -124,7 +134,10 @@ class MultiHeadSelfAttention {
     if (mode == Mode::training) ctx.x = clone_as(x, MemCategory::activations);
     const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend> q(Shape{B, Tq, C}, cat), k(Shape{B, Tk, C}, cat), v(Shape{B, Tk, C}, cat);
-    m_q.apply(x, q);
+    if (Tq == Tx)
+      m_q.apply(x, q);
+    else
+      m_q.apply(first_rows(x, Tq), q);
     if (P == 0) {
       m_k.apply(x, k);
       m_v.apply(x, v);
@@ -160,9 +173,9 @@ class MultiHeadSelfAttention {
     LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
-      const std::int32_t* mrow = mask.data() ? mask.data() + b * Tq : nullptr;
+      const std::int32_t* mrow = mask.data() ? mask.data() + b * Tx : nullptr;
       if (by_rows) {
-        forward_rows(q, k, v, mrow, b, h, scale,
+        forward_rows(q, k, v, mrow, P, b, h, scale,
                      scratch.data() + index_t(thread_index()) * forward_scratch(D, Tk), heads,
                      keep_probs ? probs.data() + bh * Tq * Tk : nullptr,
                      row_stats.empty() ? nullptr : row_stats.data() + bh * Tq * 2);
@@ -177,7 +190,7 @@ class MultiHeadSelfAttention {
       gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
               head(heads, b, h, Tq));
       // Computed, then cleared: the row-wise kernel's result, to rounding.
-      for (index_t i = live_queries(mrow, Tq); i < Tq; ++i)
+      for (index_t i = query_rows(mrow, Tx, Tq); i < Tq; ++i)
         std::fill_n(heads.data() + (b * Tq + i) * C + h * D, D, T(0));
     }
     m_o.apply(heads, y);
@@ -203,12 +216,13 @@ class MultiHeadSelfAttention {
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
     LST_CHECK(!ctx.heads.empty(), "MultiHeadSelfAttention '", m_name,
               "': backward needs a context from a training-mode forward");
-    LST_CHECK_SHAPE(dy.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
-                    "': output gradient dy has shape ", dy.shape(), ", expected ", ctx.x.shape());
+    LST_CHECK_SHAPE(dy.shape() == ctx.q.shape(), "MultiHeadSelfAttention '", m_name,
+                    "': output gradient dy has shape ", dy.shape(), ", expected the output's ",
+                    ctx.q.shape());
     LST_CHECK_SHAPE(dx.empty() || dx.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
                     "': input gradient dx has shape ", dx.shape(), ", expected ", ctx.x.shape());
-    const index_t B = ctx.x.dim(0), Tq = ctx.x.dim(1), C = m_dim, H = m_heads, D = C / H;
-    const index_t Tk = ctx.k.dim(1), P = Tk - Tq;
+    const index_t B = ctx.x.dim(0), Tx = ctx.x.dim(1), Tq = ctx.q.dim(1), C = m_dim, H = m_heads, D = C / H;
+    const index_t Tk = ctx.k.dim(1), P = Tk - Tx;
     const T scale = T(1) / std::sqrt(T(D));
 
     Tensor<T, Backend> dheads(Shape{B, Tq, C}), dq(Shape{B, Tq, C}), dk(Shape{B, Tk, C}), dv(Shape{B, Tk, C});
@@ -224,7 +238,7 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {
-        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * backward_scratch(D, Tk), dq, dk, dv);
+        backward_rows(ctx, dheads, P, b, h, scale, ds_all.data() + w * backward_scratch(D, Tk), dq, dk, dv);
         continue;
       }
       const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
@@ -233,7 +247,7 @@ class MultiHeadSelfAttention {
         T* s = recomputed.data() + w * Tq * Tk;
         gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
                 MatrixRef<T, Backend>(s, Tq, Tk));
-        const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
+        const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tx;
         for (index_t i = 0; i < Tq; ++i) cpu::masked_softmax_row(s + i * Tk, Tk, P, mrow);
         p = s;
       } else {
@@ -264,6 +278,15 @@ class MultiHeadSelfAttention {
       if (ctx.prefix_value_grad)
         TensorView<T, Backend>(ctx.prefix_value_grad, Shape{P, C}) += dv[b].slice(0, P);
     }
+    if (Tq < Tx) {  // every position feeds k and v, which write dx; the query rows add theirs
+      m_k.backward_from(ctx.x, dk, dx, gm);
+      m_v.backward_from(ctx.x, dv, dx, gm, T(1));
+      Tensor<T, Backend> dxq(dx.empty() ? Shape{0} : Shape{B, Tq, C});
+      m_q.backward_from(first_rows(ctx.x.cview(), Tq), dq,
+                        dx.empty() ? TensorView<T, Backend>() : TensorView<T, Backend>(dxq), gm);
+      for (index_t b = 0; b < B && !dx.empty(); ++b) dx[b].slice(0, Tq) += dxq[b];
+      return;
+    }
     // x feeds q, k and v: the first writes dx, the other two add into it (dx_beta = 1).
     m_q.backward_from(ctx.x, dq, dx, gm);
     if (P == 0) {
@@ -284,6 +307,14 @@ class MultiHeadSelfAttention {
     LST_CHECK(heads > 0 && dim % heads == 0, "MultiHeadSelfAttention '", name, "': width ", dim,
               " is not divisible by ", heads, " heads");
     return heads;
+  }
+
+  /// (B, n, C): the first n positions of each sequence of x (B, T, C).
+  static Tensor<T, Backend> first_rows(ConstView<T, Backend> x, index_t n) {
+    const index_t B = x.dim(0), Tx = x.dim(1), C = x.dim(2);
+    Tensor<T, Backend> out(Shape{B, n, C}, MemCategory::workspace);
+    for (index_t b = 0; b < B; ++b) std::copy_n(x.data() + b * Tx * C, n * C, out.data() + b * n * C);
+    return out;
   }
 
   /// Head h of sequence b in a (B, T, C) tensor: a (T, D) matrix with leading dimension C.
@@ -323,9 +354,10 @@ class MultiHeadSelfAttention {
     while (mask_row && last > 0 && mask_row[last - 1] == 0) --last;
     return P + last;
   }
-  /// The query rows that are computed: all of them, or with skipping those up to the last real token.
-  index_t live_queries(const std::int32_t* mask_row, index_t Tq) const {
-    return m_skip_padded_queries ? live_keys(mask_row, Tq, 0) : Tq;
+  /// The query rows that are computed, of Tq asked by a sequence of Tx positions: all of them, or with
+  /// skipping those up to the last real token.
+  index_t query_rows(const std::int32_t* mask_row, index_t Tx, index_t Tq) const {
+    return std::min(Tq, m_skip_padded_queries ? live_keys(mask_row, Tx, 0) : Tx);
   }
 
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
@@ -351,10 +383,10 @@ class MultiHeadSelfAttention {
   /// Only the live keys are visited (live_keys) and only the live query rows computed (live_queries); the
   /// others get 0 everywhere.
   void forward_rows(const Tensor<T, Backend>& q, const Tensor<T, Backend>& k, const Tensor<T, Backend>& v,
-                    const std::int32_t* mask_row, index_t b, index_t h, T scale, T* work,
+                    const std::int32_t* mask_row, index_t P, index_t b, index_t h, T scale, T* work,
                     Tensor<T, Backend>& heads, T* probs, T* stats) const {
-    const index_t Tq = q.dim(1), Tk = k.dim(1), P = Tk - Tq, C = m_dim, D = C / m_heads;
-    const index_t keys = live_keys(mask_row, Tq, P), rows = live_queries(mask_row, Tq);
+    const index_t Tq = q.dim(1), Tk = k.dim(1), Tx = Tk - P, C = m_dim, D = C / m_heads;
+    const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);
     const index_t Tp = cpu::padded_keys<T>(keys);
     T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp;
     transpose_head(k, b, h, Tk, keys, kt);
@@ -392,11 +424,12 @@ class MultiHeadSelfAttention {
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
   /// columns. `work` holds backward_scratch(D, Tk) values.
-  void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
-                     T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
-    const index_t Tq = ctx.x.dim(1), Tk = ctx.k.dim(1), P = Tk - Tq, C = m_dim, H = m_heads, D = C / H;
-    const std::int32_t* mask_row = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tq;
-    const index_t keys = live_keys(mask_row, Tq, P), rows = live_queries(mask_row, Tq);  // as in forward
+  void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t P, index_t b, index_t h,
+                     T scale, T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk,
+                     Tensor<T, Backend>& dv) const {
+    const index_t Tq = ctx.q.dim(1), Tx = ctx.x.dim(1), Tk = ctx.k.dim(1), C = m_dim, H = m_heads, D = C / H;
+    const std::int32_t* mask_row = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tx;
+    const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);  // as in forward
     const index_t Tp = cpu::padded_keys<T>(keys);
     constexpr index_t R_max = cpu::attention_max_rows_per_call;
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,

@@ -20,9 +20,16 @@ LST_NAMESPACE_BEGIN
 template <class T, class Backend = Cpu>
 class Dropout {
  public:
+  /// Elements taken from a larger tensor: element i is element (i / block) * stride + i % block of it. A
+  /// layer that computes only some rows (the first rows of each sequence) gives them the mask they would have
+  /// had in the whole tensor. block = 0: the tensor itself.
+  struct RowBlocks {
+    index_t block = 0, stride = 0;
+  };
   struct Context {
     std::uint64_t step = 0;
     bool active = false;  // false in inference mode or with p = 0: backward is the identity
+    RowBlocks of;         // where the elements sit in the tensor whose mask they take
   };
 
   Dropout(double p, std::uint64_t seed, std::string name = "dropout")
@@ -32,10 +39,15 @@ class Dropout {
   double p() const { return m_p; }
 
   /// y = x * mask / (1 - p) in training, y = x in inference. y may alias x.
-  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, std::uint64_t step) const {
+  /// `of`: see RowBlocks.
+  Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, std::uint64_t step,
+                  RowBlocks of = {}) const {
     LST_CHECK_SHAPE(y.shape() == x.shape(), "Dropout '", m_name, "': output y has shape ", y.shape(),
                     ", expected the input's shape ", x.shape());
-    Context ctx{step, mode == Mode::training && m_p > 0.0};
+    LST_CHECK(of.block == 0 || (of.block > 0 && of.stride >= of.block && x.numel() % of.block == 0),
+              "Dropout '", m_name, "': row blocks of ", of.block, " elements at a stride of ", of.stride,
+              " do not tile an input of ", x.numel(), " elements");
+    Context ctx{step, mode == Mode::training && m_p > 0.0, of};
     apply(ctx, x, y);
     return ctx;
   }
@@ -59,9 +71,19 @@ class Dropout {
     const T* x = in.data();
     T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
+    if (ctx.of.block == 0) {
+      LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
+      for (index_t i = 0; i < n; ++i)
+        y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
+      return;
+    }
+    const index_t block = ctx.of.block, stride = ctx.of.stride;
     LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
-    for (index_t i = 0; i < n; ++i)
-      y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
+    for (index_t r = 0; r < n / block; ++r)
+      for (index_t c = 0; c < block; ++c) {
+        const index_t i = r * block + c;
+        y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(r * stride + c)) >= p ? x[i] * scale : T(0);
+      }
   }
 
   double m_p;

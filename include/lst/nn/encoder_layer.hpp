@@ -57,18 +57,34 @@ class EncoderLayer {
 
   /// y (B, T, C) from x (B, T, C); `mask` (B, T) as in MultiHeadSelfAttention; `step` drives dropout. y may
   /// not alias x.
+  ///
+  /// `queries` > 0: y (B, queries, C) is the first `queries` rows of each sequence's output only (every
+  /// position still serves as key and value; see MultiHeadSelfAttention::forward). Everything after the
+  /// attention is per row, so the rest of the layer runs on those rows alone, with the dropout masks the
+  /// whole layer would have given them: the rows equal the whole layer's, to rounding.
   Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
-                  Mode mode, std::uint64_t step, const PrefixKV<T, Backend>* prefix = nullptr) const {
-    LST_CHECK_SHAPE(y.shape() == x.shape(), "EncoderLayer '", m_name, "': output y has shape ", y.shape(),
-                    ", expected the input's shape ", x.shape());
+                  Mode mode, std::uint64_t step, const PrefixKV<T, Backend>* prefix = nullptr,
+                  index_t queries = 0) const {
+    const index_t Tx = x.rank() == 3 ? x.dim(1) : 0, Tq = queries > 0 ? queries : Tx;
+    const Shape out = Tq == Tx ? x.shape() : Shape{x.dim(0), Tq, x.dim(2)};
+    LST_CHECK_SHAPE(y.shape() == out, "EncoderLayer '", m_name, "': output y has shape ", y.shape(),
+                    ", expected ", out, Tq == Tx ? " (the input's shape)" : " (the input's first rows)");
+    // The masks of rows [0, Tq) of each sequence in a (B, Tx, C) tensor.
+    const typename Dropout<T, Backend>::RowBlocks rows_of_x =
+        Tq == Tx ? typename Dropout<T, Backend>::RowBlocks{}
+                 : typename Dropout<T, Backend>::RowBlocks{Tq * x.dim(2), Tx * x.dim(2)};
     Context ctx;
-    Tensor<T, Backend> h(x.shape()), f(x.shape());  // both workspace: LN contexts keep what backward needs
-    ctx.attention = m_attention.forward(x, mask, h, mode, prefix);
-    ctx.attention_dropout = m_drop1.forward(h, h, mode, step);
-    h += x;  // residual
+    Tensor<T, Backend> h(out), f(out);  // both workspace: LN contexts keep what backward needs
+    ctx.attention = m_attention.forward(x, mask, h, mode, prefix, queries);
+    ctx.attention_dropout = m_drop1.forward(h, h, mode, step, rows_of_x);
+    if (Tq == Tx) {
+      h += x;  // residual
+    } else {
+      for (index_t b = 0; b < x.dim(0); ++b) h[b] += x[b].slice(0, Tq);
+    }
     ctx.ln1 = m_ln1.forward(h, h, mode);
     ctx.ffn = m_ffn.forward(h, f, mode);
-    ctx.ffn_dropout = m_drop2.forward(f, f, mode, step);
+    ctx.ffn_dropout = m_drop2.forward(f, f, mode, step, rows_of_x);
     y = f + h;  // residual
     ctx.ln2 = m_ln2.forward(y, y, mode);
     return ctx;
@@ -78,10 +94,10 @@ class EncoderLayer {
     // Checked before any gradient is written, so that a failed call leaves the gradients as they were.
     LST_CHECK(!ctx.attention.x.empty(), "EncoderLayer '", m_name,
               "': backward needs a training-mode context");
-    LST_CHECK_SHAPE(dy.shape() == ctx.attention.x.shape() && (dx.empty() || dx.shape() == dy.shape()),
+    const Shape s = ctx.attention.q.shape();  // (B, T, C), or (B, queries, C)
+    LST_CHECK_SHAPE(dy.shape() == s && (dx.empty() || dx.shape() == ctx.attention.x.shape()),
                     "EncoderLayer '", m_name, "': gradients dy ", dy.shape(), " and dx ", dx.shape(),
-                    " must have the input's shape ", ctx.attention.x.shape());
-    const Shape s = dy.shape();
+                    " must have the output's shape ", s, " and the input's ", ctx.attention.x.shape());
     Tensor<T, Backend> dr2(s), dh(s), df(s);
     m_ln2.backward(ctx.ln2, dy, dr2, gm);
     m_drop2.backward(ctx.ffn_dropout, dr2, df);
@@ -90,7 +106,12 @@ class EncoderLayer {
     m_ln1.backward(ctx.ln1, dh, dh, gm);
     m_drop1.backward(ctx.attention_dropout, dh, df);
     m_attention.backward(ctx.attention, df, dx, gm);
-    if (dx.data() != nullptr) dx += dh;  // the residual path
+    if (dx.data() == nullptr) return;
+    if (s == dx.shape()) {
+      dx += dh;  // the residual path
+    } else {
+      for (index_t b = 0; b < s[0]; ++b) dx[b].slice(0, s[1]) += dh[b];
+    }
   }
 
  private:

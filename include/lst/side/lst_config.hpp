@@ -126,7 +126,10 @@ struct SideOptions {
       0.1;  ///< in the side blocks, on the embeddings before the first ladder, after the final LayerNorm
   TapDtype tap_dtype = TapDtype::f32;
   OutputGate output_gate = OutputGate::off;
-  bool mean_pooling = false;      ///< the head reads the side state averaged over real tokens, not at [CLS]
+  bool mean_pooling = false;  ///< the head reads the side state averaged over real tokens, not at [CLS]
+  /// With [CLS] pooling the head reads one row of the last side block's output: the block computes that row
+  /// alone (its keys and values still cover every token). The same function to rounding; off for comparison.
+  bool cls_only_last_block = true;
   double output_gate_init = 0.9;  ///< beta at init (the share of the backbone's state), in (0, 1)
   std::vector<index_t> layers;    ///< the kept layers for ExplicitLayers
 };

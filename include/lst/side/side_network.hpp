@@ -60,6 +60,7 @@ class SideNetwork {
     Tensor<T, Backend> up_out;        // (B, d) up(...) before the output gate (training, output gate only)
     std::vector<T> pool_weights;      // (B) 1 / real tokens, with mean pooling
     std::vector<std::int32_t> pool_mask;  // (B, T) the padding mask, with mean pooling in training
+    bool cls_only_last_block = false;     // the last block computed the [CLS] row only: state is (B, 1, d/r)
     index_t taps_seen = 0;                // the next state index that may arrive
     index_t events = 0;                   // states consumed: the embeddings and each kept layer
   };
@@ -279,10 +280,15 @@ class SideNetwork {
     }
     m_final_dropout.backward(ctx.final_dropout, dcls, dcls);
     m_final_norm->backward(ctx.final_norm, dcls, dcls, gm);
-    Tensor<T, Backend> ds = Tensor<T, Backend>::zeros(ctx.shape), dtmp(ctx.shape);
-    if (!m_options.mean_pooling) {
+    Tensor<T, Backend> ds, dtmp(ctx.shape);
+    if (ctx.cls_only_last_block) {  // the last block's output is the [CLS] rows alone: (B, 1, d/r)
+      ds = Tensor<T, Backend>(Shape{B, 1, m_width});
+      std::copy_n(dcls.data(), B * m_width, ds.data());
+    } else if (!m_options.mean_pooling) {
+      ds = Tensor<T, Backend>::zeros(ctx.shape);
       for (index_t b = 0; b < B; ++b) ds[b][0].assign(dcls[b]);
     } else {
+      ds = Tensor<T, Backend>::zeros(ctx.shape);
       const index_t Tn = ctx.shape[1];
       for (index_t b = 0; b < B; ++b)
         for (index_t t = 0; t < Tn; ++t) {
@@ -298,6 +304,12 @@ class SideNetwork {
 
  private:
   static double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+  /// Whether the last block computes the [CLS] row only: the head reads nothing else (no mean pooling), and
+  /// no gate after the block mixes the other rows back in.
+  bool computes_cls_only_last_block() const {
+    return m_options.cls_only_last_block && !m_options.mean_pooling && m_options.gate != GateMode::after;
+  }
 
   /// ctx.backbone_out (B, d) = the backbone's final state at [CLS], or its mean over the real tokens.
   void pool_backbone_output(Context& ctx, ConstView<T, Backend> hidden) const {
@@ -389,7 +401,16 @@ class SideNetwork {
     const ConstView<std::int32_t, Backend> mask =
         ctx.mask ? ConstView<std::int32_t, Backend>(ctx.mask, Shape{ctx.shape[0], ctx.shape[1]})
                  : ConstView<std::int32_t, Backend>();
-    lc.block = m_blocks[slot].forward(s, mask, s, ctx.mode, ctx.step);
+    if (slot + 1 == m_blocks.size() && computes_cls_only_last_block()) {
+      // Section 2.2's head reads s[:, 0] only: the last block asks with that row alone (keys and values still
+      // every token), which saves most of a block's work and changes its [CLS] row only by rounding.
+      Tensor<T, Backend> cls(Shape{ctx.shape[0], 1, m_width}, MemCategory::activations);
+      lc.block = m_blocks[slot].forward(s, mask, cls, ctx.mode, ctx.step, nullptr, 1);
+      s = std::move(cls);
+      ctx.cls_only_last_block = true;
+    } else {
+      lc.block = m_blocks[slot].forward(s, mask, s, ctx.mode, ctx.step);
+    }
     if (g == GateMode::after) {  // s = mu block(s) + (1 - mu) z
       const Tensor<T, Backend> mu = gate_values(slot);
       if (training) lc.other = clone_as(s.cview(), MemCategory::activations);
@@ -418,6 +439,7 @@ class SideNetwork {
     }
     m_blocks[i].backward(lc.block, ds, dtmp, gm);
     std::swap(ds, dtmp);
+    if (dtmp.shape() != ctx.shape) dtmp = Tensor<T, Backend>(ctx.shape);  // after a [CLS]-only last block
     if (g == GateMode::before) {
       // s_in = mu s + (1 - mu) z: ds = mu ds_in, dz = (1 - mu) ds_in, dmu = sum ds_in (s - z)
       const Tensor<T, Backend> mu = gate_values(i);
