@@ -37,6 +37,20 @@ void gelu_erf_grad_eigen(const T* x, const T* dy, T* dx, index_t n) {
                  xa * T(0.39894228040143267794) * (T(-0.5) * xa * xa).exp());
   });
 }
+// y = x Phi(x) and slope = Phi(x) + x phi(x) from one erf and one exp: a backward pass that needs both the
+// activation (for the next layer's weight gradient) and its derivative no longer evaluates erf twice. Each is
+// the expression of gelu_erf_eigen / gelu_erf_grad_eigen, so dy * slope is gelu_erf_grad_eigen's result.
+template <class T>
+void gelu_erf_and_slope_eigen(const T* x, T* y, T* slope, index_t n) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
+    const Eigen::Map<const Array> xa(x + begin, end - begin);
+    Eigen::Map<Array> ya(y + begin, end - begin), sa(slope + begin, end - begin);
+    ya = T(0.5) * (T(1) + (xa * T(0.70710678118654752440)).erf());  // Phi(x), for now
+    sa = ya + xa * T(0.39894228040143267794) * (T(-0.5) * xa * xa).exp();
+    ya *= xa;  // 0.5 (1 + erf) is exact in floating point: the bits of 0.5 x (1 + erf)
+  });
+}
 }  // namespace detail
 
 enum class ActivationKind { relu, gelu, gelu_tanh, tanh, sigmoid };
@@ -107,6 +121,24 @@ void activation_backward(ActivationKind kind, ConstView<T, Backend> x, ConstView
       dx = dy * make_unary<op::SigmoidGrad>(x);
       break;
   }
+}
+
+/// y = act(x) and slope = act'(x) together, for a backward pass that needs both: dy * slope is
+/// activation_backward's dx, bit for bit. GELU (erf) on the CPU shares its erf between the two.
+template <class T, class Backend>
+void activation_and_slope(ActivationKind kind, ConstView<T, Backend> x, TensorView<T, Backend> y,
+                          TensorView<T, Backend> slope) {
+  LST_CHECK_SHAPE(y.shape() == x.shape() && slope.shape() == x.shape(), "activation: output ", y.shape(),
+                  " and slope ", slope.shape(), " must have the input's shape ", x.shape());
+  if constexpr (std::is_same_v<Backend, Cpu>) {
+    if (kind == ActivationKind::gelu) {
+      detail::gelu_erf_and_slope_eigen(x.data(), y.data(), slope.data(), x.numel());
+      return;
+    }
+  }
+  activation_forward<T, Backend>(kind, x, y);
+  const Tensor<T, Backend> ones = Tensor<T, Backend>::full(x.shape(), T(1));
+  activation_backward<T, Backend>(kind, x, ones, slope);
 }
 
 template <class T, class Backend = Cpu>

@@ -54,10 +54,11 @@ class FeedForward {
     LST_CHECK(!ctx.pre_activation.empty(), "FeedForward '", m_name,
               "': backward needs a context from a training-mode forward");
     const ConstView<T, Backend> h = ctx.pre_activation.cview();
-    Tensor<T, Backend> a(h.shape(), MemCategory::workspace), da(h.shape(), MemCategory::workspace);
-    activation_forward<T, Backend>(m_act, h, a);
+    Tensor<T, Backend> a(h.shape(), MemCategory::workspace), slope(h.shape(), MemCategory::workspace),
+        da(h.shape(), MemCategory::workspace);
+    activation_and_slope<T, Backend>(m_act, h, a, slope);  // GELU: one erf for both
     m_fc2.backward_from(a, dy, da, gm);
-    activation_backward<T, Backend>(m_act, h, da, da);  // dh = da * act'(h), in place
+    da = da * slope;  // dh = da * act'(h)
     m_fc1.backward(ctx.fc1, da, dx, gm);
   }
 
