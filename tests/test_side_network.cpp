@@ -312,7 +312,9 @@ TEST_CASE("ladder inputs stored as f16 or bf16 give gradients close to f32 stora
   }
 }
 
-TEST_CASE("a backbone state given away to on_tap gives the borrowed state's result, kept without a copy") {
+TEST_CASE(
+    "a backbone state given away to on_tap gives the borrowed state's result, kept (and dropped) without a "
+    "copy") {
   for (TapDtype dtype : {TapDtype::f32, TapDtype::f16}) {
     INFO("tap dtype " << std::string(to_string(dtype)));
     SideOptions o;
@@ -335,9 +337,12 @@ TEST_CASE("a backbone state given away to on_tap gives the borrowed state's resu
           });
       f.side.finish(ctx, features);
       f.side.backward(ctx, g, GradMode::overwrite);
-      if (give)  // layer states 1..3 are the three side blocks' ladder inputs
+      if (give) {  // layer states 1..3 are the three side blocks' ladder inputs
         for (std::size_t i = 0; i < ctx.layers.size(); ++i)
           CHECK((ctx.layers[i].ladder.input.data() == given[i + 1]) == (dtype == TapDtype::f32));
+        // The embeddings are dropped in place, and the ladder keeps the dropped state.
+        CHECK((ctx.embedding_ladder.input.data() == given[0]) == (dtype == TapDtype::f32));
+      }
       std::vector<double> out = features.to_vector(), grads = f.side.parameters().grads().to_vector();
       out.insert(out.end(), grads.begin(), grads.end());
       return out;

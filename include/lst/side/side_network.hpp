@@ -367,8 +367,13 @@ class SideNetwork {
                     "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
                     ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
     if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
-      Tensor<T, Backend> dropped(hidden.shape(),
-                                 ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+      Tensor<T, Backend> dropped;
+      if (owned) {  // a state given away (read back from the tap cache) is dropped in place
+        dropped = std::move(*owned);
+      } else {
+        dropped = Tensor<T, Backend>(hidden.shape(),
+                                     ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+      }
       ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
       ctx.embedding_ladder =
           m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
