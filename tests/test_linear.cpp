@@ -115,3 +115,22 @@ TEST_CASE("Linear refuses to run in place (output overlapping input), before wri
   CHECK(lst_test::error_of([&] { fc.forward(x, x, Mode::inference); }).find("overlaps") != std::string::npos);
   CHECK(x(0, 0) == 3.0f);
 }
+
+TEST_CASE("Linear::input_gradient is backward_from's dx alone, and may reuse the saved input's buffer") {
+  Rng rng(23);
+  ParameterArena<double> arena;
+  Linear<double> lin(arena, "proj", 5, 3);
+  arena.allocate(true);
+  lst_test::randomize(arena, rng);
+  auto x = lst_test::randn(Shape{4, 5}, rng), dy = lst_test::randn(Shape{4, 3}, rng);
+  Tensor<double> dx(x.shape());
+  lin.backward_from(x, dy, dx, GradMode::overwrite);
+  lin.input_gradient(dy, x);  // over the input, as FeedForward's backward does after the weight gradients
+  CHECK(x.to_vector() == dx.to_vector());
+  lin.input_gradient(dy, x, 1.0);  // adds
+  for (index_t i = 0; i < x.numel(); ++i) CHECK(x.data()[i] == doctest::Approx(2 * dx.data()[i]));
+  Tensor<double> wrong(Shape{4, 4});
+  CHECK(lst_test::error_of([&] { lin.input_gradient(dy, wrong); }).find("proj") != std::string::npos);
+  CHECK_THROWS_AS(lin.input_gradient(dy, TensorView<double>(const_cast<double*>(dy.data()), Shape{4, 3})),
+                  Error);
+}

@@ -137,8 +137,8 @@ void activation_and_slope(ActivationKind kind, ConstView<T, Backend> x, TensorVi
     }
   }
   activation_forward<T, Backend>(kind, x, y);
-  const Tensor<T, Backend> ones = Tensor<T, Backend>::full(x.shape(), T(1));
-  activation_backward<T, Backend>(kind, x, ones, slope);
+  slope.fill(T(1));
+  activation_backward<T, Backend>(kind, x, slope, slope);  // 1 * act'(x), in place
 }
 
 template <class T, class Backend = Cpu>

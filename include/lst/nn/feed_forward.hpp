@@ -54,12 +54,14 @@ class FeedForward {
     LST_CHECK(!ctx.pre_activation.empty(), "FeedForward '", m_name,
               "': backward needs a context from a training-mode forward");
     const ConstView<T, Backend> h = ctx.pre_activation.cview();
-    Tensor<T, Backend> a(h.shape(), MemCategory::workspace), slope(h.shape(), MemCategory::workspace),
-        da(h.shape(), MemCategory::workspace);
+    // Two (N, F) buffers, as a recomputed forward and a separate derivative would take: `a` holds act(h) for
+    // fc2's weight gradient, then the gradient that flows back; `slope` holds act'(h).
+    Tensor<T, Backend> a(h.shape(), MemCategory::workspace), slope(h.shape(), MemCategory::workspace);
     activation_and_slope<T, Backend>(m_act, h, a, slope);  // GELU: one erf for both
-    m_fc2.backward_from(a, dy, da, gm);
-    da = da * slope;  // dh = da * act'(h)
-    m_fc1.backward(ctx.fc1, da, dx, gm);
+    m_fc2.backward_from(a, dy, {}, gm);                    // the weight gradients, a's last read
+    m_fc2.input_gradient(dy, a);                           // da = dy W2, over act(h)
+    a = a * slope;                                         // dh = da * act'(h)
+    m_fc1.backward(ctx.fc1, a, dx, gm);
   }
 
  private:

@@ -112,10 +112,19 @@ class Linear {
           db = col_sum(dy);
       }
     }
-    if (dx.data() != nullptr) {
-      gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta,
-              MatrixRef<T, Backend>(dx));  // dx = dy W
-    }
+    if (dx.data() != nullptr) input_gradient(dy, dx, dx_beta);
+  }
+
+  /// dx (..., in) = dy (..., out) W (+ dx_beta dx) alone, for a caller that takes the weight gradients in
+  /// another call (backward_from with an empty dx) and then reuses the saved input's buffer for dx.
+  void input_gradient(ConstView<T, Backend> dy, TensorView<T, Backend> dx, T dx_beta = T(0)) const {
+    LST_CHECK_SHAPE(
+        dy.shape().cols() == m_out && dx.shape().cols() == m_in && dx.shape().rows() == dy.shape().rows(),
+        "Linear '", m_name, "': input gradient dx ", dx.shape(), " and output gradient dy ", dy.shape(),
+        " must be (N, ", m_in, ") and (N, ", m_out, ")");
+    LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(dx), MatrixRef<const T, Backend>(dy)), "Linear '",
+              m_name, "': input gradient dx overlaps output gradient dy");
+    gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta, MatrixRef<T, Backend>(dx));  // dy W
   }
 
  private:
