@@ -4,6 +4,7 @@
 ///        (mlpack's CheckGradient, llm.c's comparison against a reference).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -87,6 +88,20 @@ inline void check_gradients(const std::vector<Checked>& tensors, const std::func
 }
 
 /// sum(y * g): the scalar whose gradient with respect to y is g, so backward can be fed an arbitrary dy.
+/// Every got[i] within `tol` times the largest |want| of want[i]: two computations of the same gradients that
+/// sum in another order differ by the rounding of their largest terms, and near-zero entries carry that
+/// absolute error, not a relative one.
+template <class Real>
+void expect_close_to_largest(const std::vector<Real>& got, const std::vector<Real>& want, Real tol) {
+  REQUIRE(got.size() == want.size());
+  Real largest = 0;
+  for (const Real v : want) largest = std::max(largest, std::abs(v));
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(std::abs(got[i] - want[i]) <= tol * largest);
+  }
+}
+
 inline double dot(lst::ConstView<double> y, lst::ConstView<double> g) {
   double s = 0;
   for (index_t i = 0; i < y.numel(); ++i) s += y.data()[i] * g.data()[i];

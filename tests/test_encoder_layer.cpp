@@ -63,17 +63,8 @@ TEST_CASE("EncoderLayer with the first rows only: the whole layer's rows, dropou
                 doctest::Approx(y.data()[b * T * C + i]).epsilon(1e-12));
       }
     const auto first_dx = dx_first.to_vector(), first_params = arena.grads().to_vector();
-    // Summed in another order: equal to rounding of the largest terms.
-    const auto close = [](const std::vector<double>& got, const std::vector<double>& want) {
-      double largest = 0;
-      for (const double v : want) largest = std::max(largest, std::abs(v));
-      for (std::size_t i = 0; i < want.size(); ++i) {
-        CAPTURE(i);
-        REQUIRE(std::abs(got[i] - want[i]) <= 1e-12 * largest);
-      }
-    };
-    close(first_dx, whole_dx);
-    close(first_params, whole_params);
+    lst_test::expect_close_to_largest(first_dx, whole_dx, 1e-12);
+    lst_test::expect_close_to_largest(first_params, whole_params, 1e-12);
     // And on its own terms, against finite differences.
     auto checked = lst_test::parameters_of(arena);
     checked.push_back({"x", x.view(), dx_first.view()});
