@@ -316,6 +316,21 @@ TEST_CASE("Row-wise attention: a padded sequence gives the function of the same 
       }
 }
 
+namespace {
+/// A float attention layer "attn" of H heads of width D, parameters N(0, 0.25), on the given kernel.
+struct RandomAttention {
+  ParameterArena<float> arena;
+  MultiHeadSelfAttention<float> attn;
+  RandomAttention(index_t H, index_t D, AttentionKernel kernel, bool recompute, Rng& rng)
+      : attn(arena, "attn", H * D, H) {
+    arena.allocate(true);
+    for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
+    attn.set_kernel(kernel);
+    attn.set_recompute_probabilities(recompute);
+  }
+};
+}  // namespace
+
 TEST_CASE("Skipping padded query rows changes no real row and no gradient; padded rows get the bias") {
   for (const AttentionKernel kernel : {AttentionKernel::rowwise, AttentionKernel::gemm})
     for (const bool recompute : {false, true}) {
@@ -323,12 +338,9 @@ TEST_CASE("Skipping padded query rows changes no real row and no gradient; padde
       CAPTURE(recompute);
       Rng rng(131);
       const index_t H = 2, D = 4, C = H * D, B = 4, T = 21;
-      ParameterArena<float> arena;
-      MultiHeadSelfAttention<float> attn(arena, "attn", C, H);
-      arena.allocate(true);
-      for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
-      attn.set_kernel(kernel);
-      attn.set_recompute_probabilities(recompute);
+      RandomAttention layer(H, D, kernel, recompute, rng);
+      ParameterArena<float>& arena = layer.arena;
+      MultiHeadSelfAttention<float>& attn = layer.attn;
       // Full, half, one token, none; padded rows get output gradient 0.
       const std::initializer_list<index_t> lengths = {T, 11, 1, 0};
       const auto mask = padding_mask(B, T, lengths);
@@ -366,12 +378,9 @@ TEST_CASE("Asking with the first rows only gives the whole layer's first rows an
           CAPTURE(queries);
           Rng rng(151);
           const index_t H = 3, D = 4, C = H * D, B = 4, T = 13;
-          ParameterArena<float> arena;
-          MultiHeadSelfAttention<float> attn(arena, "attn", C, H);
-          arena.allocate(true);
-          for (std::size_t i = 0; i < arena.count(); ++i) init::normal(arena.value(i), rng, 0.5);
-          attn.set_kernel(kernel);
-          attn.set_recompute_probabilities(recompute);
+          RandomAttention layer(H, D, kernel, recompute, rng);
+          ParameterArena<float>& arena = layer.arena;
+          MultiHeadSelfAttention<float>& attn = layer.attn;
           attn.set_skip_padded_queries(skip);
           const auto mask = padding_mask(B, T, {T, 7, 2, 1});
           Tensor<float> x(Shape{B, T, C}), g(Shape{B, T, C}), g_first(Shape{B, queries, C});
