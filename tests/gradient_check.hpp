@@ -102,6 +102,19 @@ void expect_close_to_largest(const std::vector<Real>& got, const std::vector<Rea
   }
 }
 
+/// first (B, q, C) against the first q rows of each sequence of whole (B, T, C), to relative `eps`: a layer
+/// asked for its first rows only against the whole layer.
+template <class Real>
+void expect_first_rows(const Real* first, const Real* whole, index_t B, index_t T, index_t q, index_t C,
+                       double eps) {
+  for (index_t b = 0; b < B; ++b)
+    for (index_t i = 0; i < q * C; ++i) {
+      CAPTURE(b);
+      CAPTURE(i);
+      REQUIRE(first[b * q * C + i] == doctest::Approx(whole[b * T * C + i]).epsilon(eps));
+    }
+}
+
 inline double dot(lst::ConstView<double> y, lst::ConstView<double> g) {
   double s = 0;
   for (index_t i = 0; i < y.numel(); ++i) s += y.data()[i] * g.data()[i];

@@ -400,13 +400,7 @@ TEST_CASE("Asking with the first rows only gives the whole layer's first rows an
           auto ctx = attn.forward(x, mask, y, Mode::training, nullptr, queries);
           CHECK(ctx.q.shape() == (Shape{B, queries, C}));
           attn.backward(ctx, g_first, dx, GradMode::overwrite);
-          for (index_t b = 0; b < B; ++b)
-            for (index_t i = 0; i < queries * C; ++i) {
-              CAPTURE(b);
-              CAPTURE(i);
-              REQUIRE(y.data()[b * queries * C + i] ==
-                      doctest::Approx(whole.first[std::size_t(b * T * C + i)]).epsilon(1e-5));
-            }
+          lst_test::expect_first_rows(y.data(), whole.first.data(), B, T, queries, C, 1e-5);
           std::vector<float> grads = dx.to_vector(), params = arena.grads().to_vector();
           grads.insert(grads.end(), params.begin(), params.end());
           lst_test::expect_close_to_largest(grads, whole.second, 1e-5f);

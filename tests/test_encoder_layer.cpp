@@ -55,13 +55,7 @@ TEST_CASE("EncoderLayer with the first rows only: the whole layer's rows, dropou
     Tensor<double> y_first(Shape{B, queries, C}), dx_first(x.shape());
     auto ctx_first = layer.forward(x, mask, y_first, Mode::training, 17, nullptr, queries);
     layer.backward(ctx_first, g_first, dx_first, GradMode::overwrite);
-    for (index_t b = 0; b < B; ++b)
-      for (index_t i = 0; i < queries * C; ++i) {
-        CAPTURE(b);
-        CAPTURE(i);
-        REQUIRE(y_first.data()[b * queries * C + i] ==
-                doctest::Approx(y.data()[b * T * C + i]).epsilon(1e-12));
-      }
+    lst_test::expect_first_rows(y_first.data(), y.data(), B, T, queries, C, 1e-12);
     const auto first_dx = dx_first.to_vector(), first_params = arena.grads().to_vector();
     lst_test::expect_close_to_largest(first_dx, whole_dx, 1e-12);
     lst_test::expect_close_to_largest(first_params, whole_params, 1e-12);
