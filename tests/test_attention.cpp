@@ -407,6 +407,76 @@ TEST_CASE("Asking with the first rows only gives the whole layer's first rows an
         }
 }
 
+TEST_CASE("Packed sequences give the padded layer's real rows and gradients") {
+  // Each sequence must attend to its own rows only: a key taken from the next sequence, a wrong query or
+  // key offset, or query rows mixed up with whole sequences, changes the real rows.
+  for (const AttentionKernel kernel : {AttentionKernel::rowwise, AttentionKernel::gemm})
+    for (const bool recompute : {false, true})
+      for (const index_t queries : {0, 1, 3}) {
+        CAPTURE(int(kernel));
+        CAPTURE(recompute);
+        CAPTURE(queries);
+        Rng rng(157);
+        const index_t H = 3, D = 4, C = H * D, B = 4, T = 13;
+        RandomAttention layer(H, D, kernel, recompute, rng);
+        const auto mask = padding_mask(B, T, {T, 7, 3, 4});
+        const auto packed = PackedSequences::from_mask(mask.data(), B, T);
+        const PackedSequences asked = queries > 0 ? packed.first_rows(queries) : packed;
+        const auto padded = PackedSequences::whole(B, T);
+        Tensor<float> x(Shape{B, T, C}), g(Shape{B, T, C});
+        init::normal(x.view(), rng, 1.0);
+        init::normal(g.view(), rng, 1.0);
+        for (index_t b = 0; b < B; ++b)  // the padded layer's output gradient: on the asked rows only
+          for (index_t t = asked.length(b); t < T; ++t) std::fill_n(g.data() + (b * T + t) * C, C, 0.0f);
+        const auto whole = run_attention(layer.attn, layer.arena, x, mask, g);
+
+        Tensor<float> xp(Shape{packed.rows(), C}), gp(Shape{asked.rows(), C}), yp(gp.shape()),
+            dxp(xp.shape());
+        copy_first_rows(padded, packed, C, x.data(), xp.data());
+        copy_first_rows(padded, asked, C, g.data(), gp.data());
+        auto ctx = layer.attn.forward(xp, {}, yp, Mode::training, nullptr, queries, &packed);
+        layer.attn.backward(ctx, gp, dxp, GradMode::overwrite);
+        // Compare the padded layer's results on the packed rows.
+        Tensor<float> y_whole(x.shape()), dx_whole(x.shape());
+        std::copy_n(whole.first.data(), x.numel(), y_whole.data());
+        std::copy_n(whole.second.data(), x.numel(), dx_whole.data());
+        Tensor<float> y_rows(yp.shape()), dx_rows(dxp.shape());
+        copy_first_rows(padded, asked, C, y_whole.data(), y_rows.data());
+        copy_first_rows(padded, packed, C, dx_whole.data(), dx_rows.data());
+        lst_test::expect_close_to_largest(yp.to_vector(), y_rows.to_vector(), 1e-5f);
+        std::vector<float> grads = dx_rows.to_vector(),
+                           params(whole.second.begin() + x.numel(), whole.second.end());
+        grads.insert(grads.end(), params.begin(), params.end());
+        std::vector<float> packed_grads = dxp.to_vector(), packed_params = layer.arena.grads().to_vector();
+        packed_grads.insert(packed_grads.end(), packed_params.begin(), packed_params.end());
+        lst_test::expect_close_to_largest(packed_grads, grads, 1e-5f);
+      }
+}
+
+TEST_CASE("Packed attention rejects a mask, a prefix, a wrong input or output shape") {
+  ParameterArena<float> arena;
+  MultiHeadSelfAttention<float> attn(arena, "attn.p", 8, 2);
+  arena.allocate(true);
+  const auto packed = PackedSequences::whole(2, 3);
+  Tensor<float> x = Tensor<float>::zeros(Shape{6, 8}), y(x.shape()), y2(Shape{2, 8}), bad(Shape{5, 8});
+  const Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{2, 3}, 1);
+  const auto has = [](const std::string& msg, const char* part) {
+    return msg.find(part) != std::string::npos;
+  };
+  CHECK(has(lst_test::error_of([&] { attn.forward(bad, {}, y, Mode::training, nullptr, 0, &packed); }),
+            "packed input x has shape (5, 8), expected (6, 8) for 2 packed sequences"));
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, mask, y, Mode::training, nullptr, 0, &packed); }),
+            "with no mask and no prefix"));
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y2, Mode::training, nullptr, 0, &packed); }),
+            "output y has shape (2, 8), expected (6, 8)"));
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y, Mode::training, nullptr, 1, &packed); }),
+            "expected (2, 8)"));
+  Tensor<float> y8(Shape{8, 8});
+  CHECK(has(lst_test::error_of([&] { attn.forward(x, {}, y8, Mode::training, nullptr, 4, &packed); }),
+            "sequence 0 has 3 rows, fewer than the 4 asked"));
+  CHECK_NOTHROW(attn.forward(x, {}, y2, Mode::inference, nullptr, 1, &packed));
+}
+
 TEST_CASE("Attention rejects query rows beyond the sequence, with a prefix, and a wrong output or dy") {
   ParameterArena<float> arena;
   MultiHeadSelfAttention<float> attn(arena, "attn.q", 8, 2);

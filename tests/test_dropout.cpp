@@ -50,25 +50,59 @@ TEST_CASE("Dropout is the identity in inference mode and its backward reuses the
   CHECK_THROWS_AS(Dropout<float>(1.0, 1), Error);
 }
 
-TEST_CASE("Dropout of rows taken from a larger tensor gives them that tensor's mask") {
+TEST_CASE("Dropout of packed rows gives them their padded batch's masks") {
   Rng rng(53);
   Dropout<double> d(0.5, 91);
-  const index_t B = 3, T = 7, C = 5, rows = 2;
-  auto x = lst_test::randn(Shape{B, T, C}, rng);
-  Tensor<double> y(x.shape()), first(Shape{B, rows, C}), y_first(first.shape());
-  for (index_t b = 0; b < B; ++b) first[b].assign(x[b].slice(0, rows));
-  d.forward(x, y, Mode::training, 4);
-  auto ctx = d.forward(first, y_first, Mode::training, 4, {rows * C, T * C});
+  const index_t B = 3, T = 7, C = 5;
+  const std::vector<index_t> lengths = {7, 2, 4};
+  Tensor<std::int32_t> mask(Shape{B, T});
   for (index_t b = 0; b < B; ++b)
-    for (index_t i = 0; i < rows * C; ++i) {
-      CAPTURE(b);
-      CAPTURE(i);
-      REQUIRE(y_first.data()[b * rows * C + i] == y.data()[b * T * C + i]);
-    }
-  // Backward takes the same mapping from the context.
-  Tensor<double> dx(first.shape());
-  d.backward(ctx, first, dx);
-  CHECK(dx.to_vector() == y_first.to_vector());
-  CHECK_THROWS_AS(d.forward(first, y_first, Mode::training, 4, {7, T * C}), Error);  // 30 is not whole blocks
-  CHECK_THROWS_AS(d.forward(first, y_first, Mode::training, 4, {rows * C, C}), Error);  // stride < block
+    for (index_t t = 0; t < T; ++t) mask.data()[b * T + t] = t < lengths[std::size_t(b)] ? 1 : 0;
+  const auto packed = PackedSequences::from_mask(mask.data(), B, T);
+  REQUIRE(packed.rows() == 13);
+  auto x = lst_test::randn(Shape{B, T, C}, rng);
+  Tensor<double> y(x.shape());
+  d.forward(x, y, Mode::training, 4);
+  // The real tokens, packed; then each sequence's first 2 rows.
+  for (const auto& rows : {packed, packed.first_rows(2)}) {
+    Tensor<double> in(Shape{rows.rows(), C}), out(in.shape());
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < rows.length(b); ++t) in[rows.first_row(b) + t].assign(x[b][t]);
+    auto ctx = d.forward(in, out, Mode::training, 4, &rows);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < rows.length(b); ++t)
+        for (index_t c = 0; c < C; ++c) {
+          CAPTURE(b);
+          CAPTURE(t);
+          REQUIRE(out.data()[(rows.first_row(b) + t) * C + c] == y.data()[(b * T + t) * C + c]);
+        }
+    // Backward takes the same mapping from the context.
+    Tensor<double> dx(in.shape());
+    d.backward(ctx, in, dx);
+    CHECK(dx.to_vector() == out.to_vector());
+  }
+  Tensor<double> odd(Shape{7, 2}), odd_out(odd.shape());
+  CHECK(lst_test::error_of([&] {
+          d.forward(odd, odd_out, Mode::training, 4, &packed);
+        }).find("13 packed rows do not tile an input of 14 elements") != std::string::npos);
+}
+
+TEST_CASE("Packed sequences from a right-padded mask, and bad masks") {
+  const std::vector<std::int32_t> mask = {1, 1, 0, 1, 1, 1, 1, 0, 0};
+  const auto p = PackedSequences::from_mask(mask.data(), 3, 3);
+  CHECK(p.start == std::vector<index_t>{0, 2, 5, 6});
+  CHECK(p.longest() == 3);
+  CHECK(p.origin(2, 0) == 6);
+  CHECK(p.first_rows(1).start == std::vector<index_t>{0, 1, 2, 3});
+  CHECK(lst_test::error_of([&] { p.first_rows(2); }).find("sequence 2 has 1 rows, fewer than the 2") !=
+        std::string::npos);
+  const std::vector<std::int32_t> holes = {1, 0, 1}, empty = {0, 0, 0};
+  CHECK(lst_test::error_of([&] {
+          PackedSequences::from_mask(holes.data(), 1, 3);
+        }).find("mask row 0 has a real token at position 2 after padding at position 1") !=
+        std::string::npos);
+  CHECK(lst_test::error_of([&] {
+          PackedSequences::from_mask(empty.data(), 1, 3);
+        }).find("mask row 0 has no real token") != std::string::npos);
+  CHECK(PackedSequences::whole(2, 4).start == std::vector<index_t>{0, 4, 8});
 }

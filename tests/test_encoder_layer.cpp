@@ -70,6 +70,52 @@ TEST_CASE("EncoderLayer with the first rows only: the whole layer's rows, dropou
   }
 }
 
+TEST_CASE("EncoderLayer on packed sequences: the padded layer's real rows, dropout masks and gradients") {
+  // Dropout on: a packed row must take the mask of its position in the padded batch (one drawn for its
+  // packed index fails), for every row and for each sequence's first rows alone.
+  for (const index_t queries : {0, 1, 2}) {
+    CAPTURE(queries);
+    Rng rng(97);
+    ParameterArena<double> arena;
+    const EncoderLayerConfig cfg{6, 2, 10, ActivationKind::gelu, 1e-5, 0.3};
+    EncoderLayer<double> layer(arena, "layer.0", cfg, 5);
+    arena.allocate(true);
+    lst_test::randomize(arena, rng);
+    const index_t B = 3, T = 5, C = 6;
+    Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
+    mask(1, 4) = mask(1, 3) = mask(2, 4) = 0;
+    const auto packed = PackedSequences::from_mask(mask.data(), B, T), padded = PackedSequences::whole(B, T);
+    const PackedSequences asked = queries > 0 ? packed.first_rows(queries) : packed;
+    auto x = lst_test::randn(Shape{B, T, C}, rng), g = lst_test::randn(Shape{B, T, C}, rng);
+    for (index_t b = 0; b < B; ++b)  // the padded layer's output gradient: on the asked rows only
+      for (index_t t = asked.length(b); t < T; ++t) g[b][t].set_zero();
+    Tensor<double> y(x.shape()), dx(x.shape());
+    auto ctx = layer.forward(x, mask, y, Mode::training, 17);
+    layer.backward(ctx, g, dx, GradMode::overwrite);
+    const auto padded_params = arena.grads().to_vector();
+
+    Tensor<double> xp(Shape{packed.rows(), C}), gp(Shape{asked.rows(), C}), yp(gp.shape()), dxp(xp.shape());
+    copy_first_rows(padded, packed, C, x.data(), xp.data());
+    copy_first_rows(padded, asked, C, g.data(), gp.data());
+    auto ctx_packed = layer.forward(xp, {}, yp, Mode::training, 17, nullptr, queries, &packed);
+    layer.backward(ctx_packed, gp, dxp, GradMode::overwrite);
+    Tensor<double> y_rows(yp.shape()), dx_rows(dxp.shape());
+    copy_first_rows(padded, asked, C, y.data(), y_rows.data());
+    copy_first_rows(padded, packed, C, dx.data(), dx_rows.data());
+    lst_test::expect_close_to_largest(yp.to_vector(), y_rows.to_vector(), 1e-12);
+    lst_test::expect_close_to_largest(dxp.to_vector(), dx_rows.to_vector(), 1e-12);
+    lst_test::expect_close_to_largest(arena.grads().to_vector(), padded_params, 1e-12);
+    // And on its own terms, against finite differences.
+    auto checked = lst_test::parameters_of(arena);
+    checked.push_back({"x", xp.view(), dxp.view()});
+    lst_test::expect_zero(checked, "layer.0.attention.key.bias");
+    lst_test::check_gradients(checked, [&] {
+      layer.forward(xp, {}, yp, Mode::training, 17, nullptr, queries, &packed);
+      return lst_test::dot(yp, gp);
+    });
+  }
+}
+
 TEST_CASE("EncoderLayer backward with a wrong dx fails before touching any gradient") {
   ParameterArena<float> arena;
   EncoderLayer<float> layer(arena, "l0", EncoderLayerConfig{8, 2, 16, ActivationKind::gelu, 1e-12, 0.0}, 1);

@@ -123,8 +123,8 @@ TEST_CASE("the last side block computes the [CLS] row only: the same features an
     Tensor<double> f_trimmed(Shape{2, d}), f_whole(Shape{2, d});
     const auto ctx_trimmed = trimmed.forward(f_trimmed, Mode::training);
     const auto ctx_whole = whole.forward(f_whole, Mode::training);
-    CHECK(ctx_trimmed.state.shape() == (Shape{2, 1, trimmed.side.width()}));
-    CHECK(ctx_whole.state.shape() == (Shape{2, 5, whole.side.width()}));
+    CHECK(ctx_trimmed.state.shape() == (Shape{2, trimmed.side.width()}));
+    CHECK(ctx_whole.state.shape() == (Shape{8, whole.side.width()}));  // the 8 real tokens, packed
     for (index_t i = 0; i < 2 * d; ++i)
       REQUIRE(f_trimmed.data()[i] == doctest::Approx(f_whole.data()[i]).epsilon(1e-12));
     trimmed.side.backward(ctx_trimmed, g, GradMode::overwrite);
@@ -137,7 +137,7 @@ TEST_CASE("the last side block computes the [CLS] row only: the same features an
   mean.mean_pooling = true;
   Fixture<R2> pooled(mean);
   Tensor<double> features(Shape{2, backbone_config().hidden_size});
-  CHECK(pooled.forward(features, Mode::training).state.shape() == (Shape{2, 5, pooled.side.width()}));
+  CHECK(pooled.forward(features, Mode::training).state.shape() == (Shape{8, pooled.side.width()}));
 }
 
 TEST_CASE("QST output gate (backbone [CLS] or mean-pooled final state) matches finite differences") {
@@ -306,8 +306,11 @@ TEST_CASE("ladder inputs stored as f16 or bf16 give gradients close to f32 stora
 }
 
 TEST_CASE(
-    "a backbone state given away to on_tap gives the borrowed state's result, kept (and dropped) without a "
-    "copy") {
+    "a backbone state given away to on_tap gives the borrowed state's result; packed, it is kept (and "
+    "dropped) without a copy") {
+  // Three ways in: borrowed padded views (the backbone's), padded tensors given away, and packed tensors
+  // given away (the tap cache's), which the ladders keep as they are.
+  enum class Way { borrow, give_padded, give_packed };
   for (TapDtype dtype : {TapDtype::f32, TapDtype::f16}) {
     INFO("tap dtype " << std::string(to_string(dtype)));
     SideOptions o;
@@ -316,21 +319,25 @@ TEST_CASE(
     const index_t d = f.backbone.config().hidden_size;
     Rng rng(5);
     auto g = lst_test::randn(Shape{2, d}, rng);
-    auto run = [&](bool give) {
+    auto run = [&](Way way) {
       Tensor<double> features(Shape{2, d});
       auto ctx = f.side.begin(2, 5, f.mask, Mode::training, 7);
       Tensor<double> hidden(Shape{2, 5, d});
       std::vector<const double*> given;
       f.backbone.forward(
           f.ids, {}, f.mask, hidden, {}, Mode::inference, 0, [&](index_t l, ConstView<double> h) {
-            if (!give) return f.side.on_tap(ctx, l, h);
+            if (way == Way::borrow) return f.side.on_tap(ctx, l, h);
             Tensor<double> state = clone_as(h, MemCategory::taps);  // as a tap read back from the cache
+            if (way == Way::give_packed) {
+              state = Tensor<double>(Shape{ctx.rows.rows(), d}, MemCategory::taps);
+              copy_first_rows(PackedSequences::whole(2, 5), ctx.rows, d, h.data(), state.data());
+            }
             given.push_back(state.data());
             f.side.on_tap(ctx, l, std::move(state));
           });
       f.side.finish(ctx, features);
       f.side.backward(ctx, g, GradMode::overwrite);
-      if (give) {  // layer states 1..3 are the three side blocks' ladder inputs
+      if (way == Way::give_packed) {  // layer states 1..3 are the three side blocks' ladder inputs
         for (std::size_t i = 0; i < ctx.layers.size(); ++i)
           CHECK((ctx.layers[i].ladder.input.data() == given[i + 1]) == (dtype == TapDtype::f32));
         // The embeddings are dropped in place, and the ladder keeps the dropped state.
@@ -340,6 +347,54 @@ TEST_CASE(
       out.insert(out.end(), grads.begin(), grads.end());
       return out;
     };
-    CHECK(run(true) == run(false));
+    const auto borrowed = run(Way::borrow);
+    CHECK(run(Way::give_padded) == borrowed);
+    CHECK(run(Way::give_packed) == borrowed);
   }
+}
+
+TEST_CASE(
+    "the side network packs real tokens only: padding changes nothing, a wrong mask or state is named") {
+  // The same two sequences padded to 5 and to 9 positions: the padded rows are never computed, so the
+  // features and gradients are equal (to the backbone's rounding, whose GEMMs see other sizes; dropout masks
+  // differ with the padded length, so it is off).
+  SideOptions o;
+  o.dropout = 0.0;
+  Fixture<R2> f(o);
+  const index_t d = f.backbone.config().hidden_size;
+  Rng rng(6);
+  auto g = lst_test::randn(Shape{2, d}, rng);
+  const auto run = [&](index_t Tn) {
+    Tensor<std::int32_t> ids = Tensor<std::int32_t>::zeros(Shape{2, Tn}),
+                         mask = Tensor<std::int32_t>::zeros(Shape{2, Tn});
+    for (index_t b = 0; b < 2; ++b)
+      for (index_t t = 0; t < 5; ++t) {
+        ids(b, t) = f.ids(b, t);
+        mask(b, t) = f.mask(b, t);
+      }
+    Tensor<double> features(Shape{2, d}), hidden(Shape{2, Tn, d});
+    auto ctx = f.side.begin(2, Tn, mask, Mode::training, 7);
+    CHECK(ctx.rows.rows() == 8);
+    f.backbone.forward(ids, {}, mask, hidden, {}, Mode::inference, 0,
+                       [&](index_t l, ConstView<double> h) { f.side.on_tap(ctx, l, h); });
+    f.side.finish(ctx, features);
+    f.side.backward(ctx, g, GradMode::overwrite);
+    std::vector<double> out = features.to_vector(), grads = f.side.parameters().grads().to_vector();
+    out.insert(out.end(), grads.begin(), grads.end());
+    return out;
+  };
+  lst_test::expect_close_to_largest(run(9), run(5), 1e-12);
+  Tensor<std::int32_t> left = Tensor<std::int32_t>::full(Shape{2, 5}, 1);
+  left(1, 0) = 0;  // left padding
+  CHECK(lst_test::error_of([&] {
+          f.side.begin(2, 5, left, Mode::training, 0);
+        }).find("mask row 1 has a real token at position 1 after padding at position 0") !=
+        std::string::npos);
+  auto ctx = f.side.begin(2, 5, f.mask, Mode::training, 0);
+  const Tensor<double> wrong = Tensor<double>::zeros(Shape{7, d});
+  CHECK(
+      lst_test::error_of([&] {
+        f.side.on_tap(ctx, 0, wrong);
+      }).find("backbone state 0 has shape (7, 8), expected (2, 5, 8) or its 8 real tokens packed, (8, 8)") !=
+      std::string::npos);
 }

@@ -22,6 +22,7 @@
 #include "nn/activation.hpp"
 #include "nn/attention.hpp"
 #include "nn/dropout.hpp"
+#include "nn/packed_sequences.hpp"
 #include "nn/embedding.hpp"
 #include "nn/encoder_layer.hpp"
 #include "nn/feed_forward.hpp"

@@ -179,10 +179,15 @@ class BertLadderSideTuning final : public LstTaskModel {
           continue;
         }
         // A fresh tensor per state, given to the side network: a ladder that saves its input in f32 keeps it
-        // instead of a copy. Padding positions are 0.
-        Tensor<T> state(Shape{B, Tn, d}, mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
-        for (index_t b = 0; b < B; ++b)
-          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + b * Tn * d, Tn);
+        // instead of a copy. The real tokens only, packed as the side network computes them.
+        Tensor<T> state(Shape{ctx.rows.rows(), d},
+                        mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+        for (index_t b = 0; b < B; ++b) {
+          LST_CHECK(ctx.rows.length(b) == index_t(batch.source->at(batch.rows[std::size_t(b)]).ids.size()),
+                    "LST: batch row ", b, " has ", ctx.rows.length(b), " real tokens, its cached example ",
+                    batch.rows[std::size_t(b)], " ", batch.source->at(batch.rows[std::size_t(b)]).ids.size());
+          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + ctx.rows.first_row(b) * d);
+        }
         m_side.on_tap(ctx, tap, std::move(state));
       }
     } else {

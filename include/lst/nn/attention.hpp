@@ -14,6 +14,7 @@
 #include "../backends/cpu/row_math.hpp"
 #include "../core/threads.hpp"
 #include "linear.hpp"
+#include "packed_sequences.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -37,15 +38,23 @@ enum class AttentionKernel { automatic, gemm, rowwise };
 template <class T, class Backend = Cpu>
 class MultiHeadSelfAttention {
  public:
+  /// Where each sequence's rows sit: in x, in q (and the heads and y), and in k and v. A padded (B, T) batch
+  /// is B sequences of T rows each (of P + T in k and v, prefix first); packed sequences are their own.
+  struct Layout {
+    PackedSequences x, q, k;
+    index_t prefix = 0;                  // P
+    index_t q_stride = 0, k_stride = 0;  // the longest sequence's rows in q and k: a (bh) block's extents
+  };
   struct Context {
-    Tensor<T, Backend> x;                // (B, T, C) input, for the q/k/v weight gradients
-    Tensor<T, Backend> q;                // (B, T, C)
-    Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first
-    Tensor<T, Backend> probs;            // (B, H, T, P+T) softmax output; empty when backward recomputes it
+    Tensor<T, Backend> x;      // (B, T, C) or packed (N, C) input, for the q/k/v weight gradients
+    Tensor<T, Backend> q;      // (B, T, C) or packed (N, C); (B, queries, C) or (B queries, C)
+    Tensor<T, Backend> k, v;   // (B, P+T, C), prefix rows first, or packed (N, C)
+    Tensor<T, Backend> probs;  // (B, H, Tq, Tk) softmax output (longest rows); empty when backward recomputes
     Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, for recomputing or the row kernel
-    Tensor<T, Backend> row_stats;  // (B, H, T, 2) each row's softmax max and 1 / sum (row-wise recompute)
+    Tensor<T, Backend> row_stats;  // (B, H, Tq, 2) each row's softmax max and 1 / sum (row-wise recompute)
     bool recompute = false;
-    Tensor<T, Backend> heads;  // (B, T, C) concatenated head outputs, input of the output projection
+    Layout layout;
+    Tensor<T, Backend> heads;  // as q: concatenated head outputs, input of the output projection
     // Where backward adds the prefix gradients (copied out of the caller's PrefixKV, which need not outlive
     // the forward call); null when there is no prefix or its gradients are not wanted.
     T* prefix_key_grad = nullptr;
@@ -103,18 +112,33 @@ class MultiHeadSelfAttention {
   /// position is still a key and a value. Its rows are the whole layer's first rows (to rounding): a caller
   /// that reads only [CLS] from a layer's output pays for one query row in T (the LST side network's last
   /// block). Not with a prefix.
+  ///
+  /// `packed`: x is (N, C), the real tokens of `packed`'s sequences one after another, with no padding and no
+  /// mask (nn/packed_sequences.hpp); each sequence attends to its own rows. y is (N, C), or with `queries`
+  /// (B queries, C). The rows equal the padded layer's real rows, to rounding. Not with a prefix.
   Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
-                  Mode mode, const PrefixKV<T, Backend>* prefix = nullptr, index_t queries = 0) const {
-    LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name,
-                    "': input x has shape ", x.shape(), ", expected (B, T, ", m_dim, ")");
-    const index_t B = x.dim(0), Tx = x.dim(1), C = m_dim, H = m_heads, D = C / H;
-    LST_CHECK(queries >= 0 && queries <= Tx && (queries == 0 || queries == Tx || !prefix),
-              "MultiHeadSelfAttention '", m_name, "': ", queries, " query rows of ", Tx, " positions",
-              prefix ? " (with a prefix every position asks)" : "");
+                  Mode mode, const PrefixKV<T, Backend>* prefix = nullptr, index_t queries = 0,
+                  const PackedSequences* packed = nullptr) const {
+    const index_t C = m_dim, H = m_heads, D = C / H;
+    if (packed)
+      LST_CHECK_SHAPE(x.shape() == (Shape{packed->rows(), m_dim}) && mask.data() == nullptr && !prefix,
+                      "MultiHeadSelfAttention '", m_name, "': packed input x has shape ", x.shape(),
+                      ", expected (", packed->rows(), ", ", m_dim, ") for ", packed->count(),
+                      " packed sequences, with no mask and no prefix");
+    else
+      LST_CHECK_SHAPE(x.rank() == 3 && x.dim(2) == m_dim, "MultiHeadSelfAttention '", m_name,
+                      "': input x has shape ", x.shape(), ", expected (B, T, ", m_dim, ")");
+    const index_t B = packed ? packed->count() : x.dim(0), Tx = packed ? 0 : x.dim(1);
+    if (!packed)
+      LST_CHECK(queries >= 0 && queries <= Tx && (queries == 0 || queries == Tx || !prefix),
+                "MultiHeadSelfAttention '", m_name, "': ", queries, " query rows of ", Tx, " positions",
+                prefix ? " (with a prefix every position asks)" : "");
     const index_t Tq = queries > 0 ? queries : Tx;
-    LST_CHECK_SHAPE(y.shape() == (Shape{B, Tq, C}), "MultiHeadSelfAttention '", m_name,
-                    "': output y has shape ", y.shape(), ", expected (", B, ", ", Tq, ", ", C,
-                    ") for input x of shape ", x.shape(), Tq < Tx ? " and its first rows only" : "");
+    const bool all_ask = packed ? queries == 0 : Tq == Tx;
+    const Shape q_shape = packed ? Shape{all_ask ? packed->rows() : B * queries, C} : Shape{B, Tq, C};
+    LST_CHECK_SHAPE(y.shape() == q_shape, "MultiHeadSelfAttention '", m_name, "': output y has shape ",
+                    y.shape(), ", expected ", q_shape, " for input x of shape ", x.shape(),
+                    all_ask ? "" : " and its first rows only");
     LST_CHECK_SHAPE(mask.data() == nullptr || mask.shape() == (Shape{B, Tx}), "MultiHeadSelfAttention '",
                     m_name, "': mask has shape ", mask.shape(), ", expected (", B, ", ", Tx,
                     ") for input x of shape ", x.shape());
@@ -129,15 +153,28 @@ class MultiHeadSelfAttention {
                           (prefix->value_grad.empty() || prefix->value_grad.shape() == prefix->value.shape()),
                       "MultiHeadSelfAttention '", m_name, "': prefix gradients ", prefix->key_grad.shape(),
                       " and ", prefix->value_grad.shape(), " must be empty or (", P, ", ", C, ")");
+    Layout L;
+    if (packed) {
+      L.x = L.k = *packed;
+      L.q = all_ask ? *packed : packed->first_rows(queries);
+    } else {
+      L.x = PackedSequences::whole(B, Tx);
+      L.k = PackedSequences::whole(B, Tk);
+      L.q = L.x.first_rows(Tq);  // at their positions in the (B, T) batch, for dropout after the layer
+    }
+    L.prefix = P;
+    L.q_stride = L.q.longest();
+    L.k_stride = L.k.longest();
+    const Shape k_shape = packed ? Shape{packed->rows(), C} : Shape{B, Tk, C};
     Context ctx;
     // Saved first: y may be x itself, overwritten by the output projection below.
     if (mode == Mode::training) ctx.x = clone_as(x, MemCategory::activations);
     const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
-    Tensor<T, Backend> q(Shape{B, Tq, C}, cat), k(Shape{B, Tk, C}, cat), v(Shape{B, Tk, C}, cat);
-    if (Tq == Tx)
+    Tensor<T, Backend> q(q_shape, cat), k(k_shape, cat), v(k_shape, cat);
+    if (all_ask)
       m_q.apply(x, q);
     else
-      m_q.apply(first_rows(x, Tq), q);
+      m_q.apply(first_rows(x, L.x, L.q), q);
     if (P == 0) {
       m_k.apply(x, k);
       m_v.apply(x, v);
@@ -149,6 +186,7 @@ class MultiHeadSelfAttention {
         m_v.apply(x[b], v[b].slice(P, Tk));
       }
     }
+    const index_t Sq = L.q_stride, Sk = L.k_stride;  // one (b, h) block's extents
 
     // All heads' probabilities when backward reads them; otherwise one head's at a time (inference never
     // holds a (B, H, T, T) tensor).
@@ -157,44 +195,46 @@ class MultiHeadSelfAttention {
     const index_t workers = threads();
     const bool by_rows = rowwise();
     // Per-thread scratch: the gemm kernel's (Tq, Tk) score block, or the row-wise kernel's K^T, V^T and row.
-    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Tq, Tk}
+    Tensor<T, Backend> probs(keep_probs ? Shape{B, H, Sq, Sk}
                              : by_rows  ? Shape{0}
-                                        : Shape{workers, Tq, Tk},
+                                        : Shape{workers, Sq, Sk},
                              cat),
-        heads(Shape{B, Tq, C}, cat),
-        scratch(by_rows ? Shape{workers, forward_scratch(D, Tk)} : Shape{0}, MemCategory::workspace),
+        heads(q_shape, cat),
+        scratch(by_rows ? Shape{workers, forward_scratch(D, Sk)} : Shape{0}, MemCategory::workspace),
         // What the row-wise backward needs to recompute a row's probabilities with one exp each.
-        row_stats(by_rows && mode == Mode::training && !keep_probs ? Shape{B, H, Tq, 2} : Shape{0},
+        row_stats(by_rows && mode == Mode::training && !keep_probs ? Shape{B, H, Sq, 2} : Shape{0},
                   MemCategory::activations);
     const T scale = T(1) / std::sqrt(T(D));
     // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
     // when a worker thread has to wait for a busy core.
-    const bool parallel = B * H * Tq * Tk >= parallel_min_elements;
+    const bool parallel = B * H * Sq * Sk >= parallel_min_elements;
     LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tx : nullptr;
       if (by_rows) {
-        forward_rows(q, k, v, mrow, P, b, h, scale,
-                     scratch.data() + index_t(thread_index()) * forward_scratch(D, Tk), heads,
-                     keep_probs ? probs.data() + bh * Tq * Tk : nullptr,
-                     row_stats.empty() ? nullptr : row_stats.data() + bh * Tq * 2);
+        forward_rows(L, q, k, v, mrow, b, h, scale,
+                     scratch.data() + index_t(thread_index()) * forward_scratch(D, Sk), heads,
+                     keep_probs ? probs.data() + bh * Sq * Sk : nullptr,
+                     row_stats.empty() ? nullptr : row_stats.data() + bh * Sq * 2);
         continue;
       }
-      T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Tq * Tk;
-      // S (T, Tk) = scale * Q_h (T, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
-      gemm<T>(Trans::no, Trans::yes, scale, head(q, b, h, Tq), head(k, b, h, Tk), T(0),
-              MatrixRef<T, Backend>(s, Tq, Tk));
-      for (index_t i = 0; i < Tq; ++i) cpu::masked_softmax_row(s + i * Tk, Tk, P, mrow);
-      // O_h (T, D) = P (T, Tk) V_h (Tk, D)
-      gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tq, Tk), head(v, b, h, Tk), T(0),
-              head(heads, b, h, Tq));
+      const index_t Tqb = L.q.length(b), Tkb = L.k.length(b);
+      T* s = probs.data() + (keep_probs ? bh : index_t(thread_index())) * Sq * Sk;
+      // S (Tq, Tk) = scale * Q_h (Tq, D) K_h^T (D, Tk); heads are column blocks of width D, leading dim C.
+      gemm<T>(Trans::no, Trans::yes, scale, head(q, L.q, b, h), head(k, L.k, b, h), T(0),
+              MatrixRef<T, Backend>(s, Tqb, Tkb));
+      for (index_t i = 0; i < Tqb; ++i) cpu::masked_softmax_row(s + i * Tkb, Tkb, P, mrow);
+      // O_h (Tq, D) = P (Tq, Tk) V_h (Tk, D)
+      gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Backend>(s, Tqb, Tkb), head(v, L.k, b, h), T(0),
+              head(heads, L.q, b, h));
       // Computed, then cleared: the row-wise kernel's result, to rounding.
-      for (index_t i = query_rows(mrow, Tx, Tq); i < Tq; ++i)
-        std::fill_n(heads.data() + (b * Tq + i) * C + h * D, D, T(0));
+      for (index_t i = query_rows(mrow, L.x.length(b), Tqb); i < Tqb; ++i)
+        std::fill_n(heads.data() + (L.q.first_row(b) + i) * C + h * D, D, T(0));
     }
     m_o.apply(heads, y);
 
+    ctx.layout = std::move(L);  // also in inference: EncoderLayer reads where the query rows are
     if (mode == Mode::training) {
       ctx.q = std::move(q);
       ctx.k = std::move(k);
@@ -221,56 +261,58 @@ class MultiHeadSelfAttention {
                     ctx.q.shape());
     LST_CHECK_SHAPE(dx.empty() || dx.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
                     "': input gradient dx has shape ", dx.shape(), ", expected ", ctx.x.shape());
-    const index_t B = ctx.x.dim(0), Tx = ctx.x.dim(1), Tq = ctx.q.dim(1), C = m_dim, H = m_heads, D = C / H;
-    const index_t Tk = ctx.k.dim(1), P = Tk - Tx;
+    const Layout& L = ctx.layout;
+    const index_t B = L.x.count(), C = m_dim, H = m_heads, D = C / H, P = L.prefix;
+    const index_t Sq = L.q_stride, Sk = L.k_stride;  // as in forward
     const T scale = T(1) / std::sqrt(T(D));
 
-    Tensor<T, Backend> dheads(Shape{B, Tq, C}), dq(Shape{B, Tq, C}), dk(Shape{B, Tk, C}), dv(Shape{B, Tk, C});
+    Tensor<T, Backend> dheads(ctx.q.shape()), dq(ctx.q.shape()), dk(ctx.k.shape()), dv(ctx.k.shape());
     // (B, H) pairs run in parallel; each thread holds one head's score gradient (and probabilities, when
     // recomputed) at a time.
     const index_t workers = threads();
     const bool by_rows = rowwise();
-    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, backward_scratch(D, Tk)} : Shape{workers, Tq, Tk});
-    Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Tq, Tk} : Shape{0});
+    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, backward_scratch(D, Sk)} : Shape{workers, Sq, Sk});
+    Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Sq, Sk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
-    const bool parallel = B * H * Tq * Tk >= parallel_min_elements;  // as in forward
+    const bool parallel = B * H * Sq * Sk >= parallel_min_elements;  // as in forward
     LST_PARALLEL_FOR_IF(parallel)
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {
-        backward_rows(ctx, dheads, P, b, h, scale, ds_all.data() + w * backward_scratch(D, Tk), dq, dk, dv);
+        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * backward_scratch(D, Sk), dq, dk, dv);
         continue;
       }
-      const TensorView<T, Backend> ds(ds_all.data() + w * Tq * Tk, Shape{Tq, Tk});
+      const index_t Tqb = L.q.length(b), Tkb = L.k.length(b);
+      const TensorView<T, Backend> ds(ds_all.data() + w * Sq * Sk, Shape{Tqb, Tkb});
       const T* p = nullptr;
       if (ctx.recompute) {  // the forward's scores and softmax again, bit for bit
-        T* s = recomputed.data() + w * Tq * Tk;
-        gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, b, h, Tq), head(ctx.k, b, h, Tk), T(0),
-                MatrixRef<T, Backend>(s, Tq, Tk));
-        const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tx;
-        for (index_t i = 0; i < Tq; ++i) cpu::masked_softmax_row(s + i * Tk, Tk, P, mrow);
+        T* s = recomputed.data() + w * Sq * Sk;
+        gemm<T>(Trans::no, Trans::yes, scale, head(ctx.q, L.q, b, h), head(ctx.k, L.k, b, h), T(0),
+                MatrixRef<T, Backend>(s, Tqb, Tkb));
+        const std::int32_t* mrow = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * L.x.length(b);
+        for (index_t i = 0; i < Tqb; ++i) cpu::masked_softmax_row(s + i * Tkb, Tkb, P, mrow);
         p = s;
       } else {
-        p = ctx.probs.data() + ((b * H + h) * Tq) * Tk;
+        p = ctx.probs.data() + (b * H + h) * Sq * Sk;
       }
-      const MatrixRef<const T, Backend> pm(p, Tq, Tk);
-      // dP (T, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
-      gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, b, h, Tq), head(ctx.v, b, h, Tk), T(0),
+      const MatrixRef<const T, Backend> pm(p, Tqb, Tkb);
+      // dP (Tq, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
+      gemm<T>(Trans::no, Trans::yes, T(1), head(dheads, L.q, b, h), head(ctx.v, L.k, b, h), T(0),
               MatrixRef<T, Backend>(ds));
-      gemm<T>(Trans::yes, Trans::no, T(1), pm, head(dheads, b, h, Tq), T(0), head(dv, b, h, Tk));
+      gemm<T>(Trans::yes, Trans::no, T(1), pm, head(dheads, L.q, b, h), T(0), head(dv, L.k, b, h));
       // Softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j).
-      for (index_t i = 0; i < Tq; ++i) {
-        T* d = ds.data() + i * Tk;
-        const T* pr = p + i * Tk;
+      for (index_t i = 0; i < Tqb; ++i) {
+        T* d = ds.data() + i * Tkb;
+        const T* pr = p + i * Tkb;
         T dot = 0;
-        for (index_t j = 0; j < Tk; ++j) dot += d[j] * pr[j];
-        for (index_t j = 0; j < Tk; ++j) d[j] = pr[j] * (d[j] - dot);
+        for (index_t j = 0; j < Tkb; ++j) dot += d[j] * pr[j];
+        for (index_t j = 0; j < Tkb; ++j) d[j] = pr[j] * (d[j] - dot);
       }
       // dQ_h = scale * dS K_h ; dK_h = scale * dS^T Q_h
-      gemm<T>(Trans::no, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.k, b, h, Tk), T(0),
-              head(dq, b, h, Tq));
-      gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, b, h, Tq), T(0),
-              head(dk, b, h, Tk));
+      gemm<T>(Trans::no, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.k, L.k, b, h), T(0),
+              head(dq, L.q, b, h));
+      gemm<T>(Trans::yes, Trans::no, scale, MatrixRef<const T, Backend>(ds), head(ctx.q, L.q, b, h), T(0),
+              head(dk, L.k, b, h));
     }
 
     for (index_t b = 0; b < B && P > 0; ++b) {
@@ -278,13 +320,14 @@ class MultiHeadSelfAttention {
       if (ctx.prefix_value_grad)
         TensorView<T, Backend>(ctx.prefix_value_grad, Shape{P, C}) += dv[b].slice(0, P);
     }
-    if (Tq < Tx) {  // every position feeds k and v, which write dx; the query rows add theirs
+    if (ctx.q.shape() !=
+        ctx.x.shape()) {  // every position feeds k and v, which write dx; the query rows add theirs
       m_k.backward_from(ctx.x, dk, dx, gm);
       m_v.backward_from(ctx.x, dv, dx, gm, T(1));
-      Tensor<T, Backend> dxq(dx.empty() ? Shape{0} : Shape{B, Tq, C});
-      m_q.backward_from(first_rows(ctx.x.cview(), Tq), dq,
+      Tensor<T, Backend> dxq(dx.empty() ? Shape{0} : Shape{L.q.rows(), C});
+      m_q.backward_from(first_rows(ctx.x.cview(), L.x, L.q), dq,
                         dx.empty() ? TensorView<T, Backend>() : TensorView<T, Backend>(dxq), gm);
-      for (index_t b = 0; b < B && !dx.empty(); ++b) dx[b].slice(0, Tq) += dxq[b];
+      if (!dx.empty()) add_first_rows(L.q, L.x, C, dxq.data(), dx.data());
       return;
     }
     // x feeds q, k and v: the first writes dx, the other two add into it (dx_beta = 1).
@@ -296,8 +339,8 @@ class MultiHeadSelfAttention {
       for (index_t b = 0; b < B; ++b) {
         const GradMode gb = (gm == GradMode::overwrite && b > 0) ? GradMode::accumulate : gm;
         const TensorView<T, Backend> dxb = dx.data() ? dx[b] : TensorView<T, Backend>();
-        m_k.backward_from(ctx.x[b], dk[b].slice(P, Tk), dxb, gb, T(1));
-        m_v.backward_from(ctx.x[b], dv[b].slice(P, Tk), dxb, gb, T(1));
+        m_k.backward_from(ctx.x[b], dk[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
+        m_v.backward_from(ctx.x[b], dv[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
       }
     }
   }
@@ -309,27 +352,30 @@ class MultiHeadSelfAttention {
     return heads;
   }
 
-  /// (B, n, C): the first n positions of each sequence of x (B, T, C).
-  static Tensor<T, Backend> first_rows(ConstView<T, Backend> x, index_t n) {
-    const index_t B = x.dim(0), Tx = x.dim(1), C = x.dim(2);
-    Tensor<T, Backend> out(Shape{B, n, C}, MemCategory::workspace);
-    for (index_t b = 0; b < B; ++b) std::copy_n(x.data() + b * Tx * C, n * C, out.data() + b * n * C);
+  /// The query rows of x: each sequence's first rows (as many as `q` gives it), packed as `q` lays them out.
+  static Tensor<T, Backend> first_rows(ConstView<T, Backend> x, const PackedSequences& from,
+                                       const PackedSequences& q) {
+    const index_t C = x.shape().cols();
+    Tensor<T, Backend> out(Shape{q.rows(), C}, MemCategory::workspace);
+    copy_first_rows(from, q, C, x.data(), out.data());
     return out;
   }
 
-  /// Head h of sequence b in a (B, T, C) tensor: a (T, D) matrix with leading dimension C.
+  /// Head h of sequence b in a tensor whose sequences sit as `rows` says: a (rows, D) matrix with leading
+  /// dimension C.
   template <class Tensorish>
-  MatrixRef<T, Backend> head(const Tensorish& t, index_t b, index_t h, index_t rows) const {
+  MatrixRef<T, Backend> head(const Tensorish& t, const PackedSequences& rows, index_t b, index_t h) const {
     const index_t D = m_dim / m_heads;
-    return MatrixRef<T, Backend>(t.data() + b * rows * m_dim + h * D, rows, D, m_dim);
+    return MatrixRef<T, Backend>(t.data() + rows.first_row(b) * m_dim + h * D, rows.length(b), D, m_dim);
   }
 
-  /// kt (D, Tp) = the first `live` keys of head h of sequence b in t (B, Tk, C), transposed: key j's D values
-  /// become column j; the columns past `live` (up to Tp = cpu::padded_keys(live)) are 0.
+  /// kt (D, Tp) = the first `live` keys of head h of the sequence whose rows start at `first` in t (.., C),
+  /// transposed: key j's D values become column j; the columns past `live` (up to Tp =
+  /// cpu::padded_keys(live)) are 0.
   template <class Tensorish>
-  void transpose_head(const Tensorish& t, index_t b, index_t h, index_t Tk, index_t live, T* kt) const {
+  void transpose_head(const Tensorish& t, index_t first, index_t h, index_t live, T* kt) const {
     const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(live);
-    const T* src = t.data() + b * Tk * C + h * D;
+    const T* src = t.data() + first * C + h * D;
     for (index_t d = 0; d < D; ++d) {
       for (index_t j = 0; j < live; ++j) kt[d * Tp + j] = src[j * C + d];
       std::fill(kt + d * Tp + live, kt + (d + 1) * Tp, T(0));
@@ -377,28 +423,29 @@ class MultiHeadSelfAttention {
     return (n + per_line - 1) / per_line * per_line;
   }
 
-  /// Forward of the row-wise kernel for head h of sequence b: that head's columns of `heads` (B, Tq, C);
+  /// Forward of the row-wise kernel for head h of sequence b: that head's columns of `heads` (laid out as q);
   /// `probs` (Tq, Tk) gets the probabilities when training keeps them (else null), `stats` (Tq, 2) each row's
-  /// max and 1 / sum when backward recomputes them (else null). `work` holds forward_scratch(D, Tk) values.
-  /// Only the live keys are visited (live_keys) and only the live query rows computed (live_queries); the
-  /// others get 0 everywhere.
-  void forward_rows(const Tensor<T, Backend>& q, const Tensor<T, Backend>& k, const Tensor<T, Backend>& v,
-                    const std::int32_t* mask_row, index_t P, index_t b, index_t h, T scale, T* work,
-                    Tensor<T, Backend>& heads, T* probs, T* stats) const {
-    const index_t Tq = q.dim(1), Tk = k.dim(1), Tx = Tk - P, C = m_dim, D = C / m_heads;
+  /// max and 1 / sum when backward recomputes them (else null), Tq and Tk the sequence's own. `work` holds
+  /// forward_scratch(D, Tk) values. Only the live keys are visited (live_keys) and only the live query rows
+  /// computed (query_rows); the others get 0 everywhere.
+  void forward_rows(const Layout& L, const Tensor<T, Backend>& q, const Tensor<T, Backend>& k,
+                    const Tensor<T, Backend>& v, const std::int32_t* mask_row, index_t b, index_t h, T scale,
+                    T* work, Tensor<T, Backend>& heads, T* probs, T* stats) const {
+    const index_t Tq = L.q.length(b), Tk = L.k.length(b), P = L.prefix, Tx = Tk - P, C = m_dim,
+                  D = C / m_heads, q0 = L.q.first_row(b);
     const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);
     const index_t Tp = cpu::padded_keys<T>(keys);
     T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp;
-    transpose_head(k, b, h, Tk, keys, kt);
-    transpose_head(v, b, h, Tk, keys, vt);
+    transpose_head(k, L.k.first_row(b), h, keys, kt);
+    transpose_head(v, L.k.first_row(b), h, keys, vt);
     key_bias(mask_row, keys, P, bias);
     cpu::with_head_dim(D, [&](auto width) {
       constexpr int Dc = decltype(width)::value;
       // Rows i .. i + N - 1 in one call: they share each load of K^T and V^T.
       const auto rows_from = [&](index_t i, auto count) {
         constexpr int N = decltype(count)::value;
-        const T* qi = q.data() + (b * Tq + i) * C + h * D;
-        T* o = heads.data() + (b * Tq + i) * C + h * D;
+        const T* qi = q.data() + (q0 + i) * C + h * D;
+        T* o = heads.data() + (q0 + i) * C + h * D;
         cpu::SoftmaxRowStats<T> st[N];
         cpu::attention_rows_forward<T, Dc, N>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
         for (int r = 0; r < N; ++r) {
@@ -416,26 +463,27 @@ class MultiHeadSelfAttention {
       cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(rows, rows_from);
     });
     for (index_t i = rows; i < Tq; ++i) {
-      std::fill_n(heads.data() + (b * Tq + i) * C + h * D, D, T(0));
+      std::fill_n(heads.data() + (q0 + i) * C + h * D, D, T(0));
       if (stats) stats[2 * i] = stats[2 * i + 1] = T(0);
       if (probs) std::fill_n(probs + i * Tk, Tk, T(0));
     }
   }
 
-  /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (B, Tq | Tk, C) get that head's
-  /// columns. `work` holds backward_scratch(D, Tk) values.
-  void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t P, index_t b, index_t h,
-                     T scale, T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk,
-                     Tensor<T, Backend>& dv) const {
-    const index_t Tq = ctx.q.dim(1), Tx = ctx.x.dim(1), Tk = ctx.k.dim(1), C = m_dim, H = m_heads, D = C / H;
+  /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (laid out as q and k) get that
+  /// head's columns. `work` holds backward_scratch(D, Tk) values.
+  void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
+                     T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
+    const Layout& L = ctx.layout;
+    const index_t Tq = L.q.length(b), Tx = L.x.length(b), Tk = L.k.length(b), P = L.prefix, C = m_dim,
+                  H = m_heads, D = C / H, q0 = L.q.first_row(b), k0 = L.k.first_row(b);
     const std::int32_t* mask_row = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tx;
     const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);  // as in forward
     const index_t Tp = cpu::padded_keys<T>(keys);
     constexpr index_t R_max = cpu::attention_max_rows_per_call;
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
       *dp = p + R_max * Tp, *bias = dp + R_max * Tp;
-    transpose_head(ctx.k, b, h, Tk, keys, kt);
-    transpose_head(ctx.v, b, h, Tk, keys, vt);
+    transpose_head(ctx.k, k0, h, keys, kt);
+    transpose_head(ctx.v, k0, h, keys, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
     if (ctx.recompute)
       key_bias(mask_row, keys, P, bias);
@@ -446,10 +494,10 @@ class MultiHeadSelfAttention {
       // Rows i .. i + N - 1 in one call: they share each load and store of dK^T and dV^T.
       const auto rows_from = [&](index_t i, auto count) {
         constexpr int N = decltype(count)::value;
-        const index_t first = (b * H + h) * Tq + i;  // the rows' index in (B, H, Tq)
-        const T* q = ctx.q.data() + (b * Tq + i) * C + h * D;
-        const T* go = dheads.data() + (b * Tq + i) * C + h * D;  // dO rows
-        T* gq = dq.data() + (b * Tq + i) * C + h * D;
+        const index_t first = (b * H + h) * L.q_stride + i;  // the rows' index in (B, H, Tq)
+        const T* q = ctx.q.data() + (q0 + i) * C + h * D;
+        const T* go = dheads.data() + (q0 + i) * C + h * D;  // dO rows
+        T* gq = dq.data() + (q0 + i) * C + h * D;
         cpu::SoftmaxRowStats<T> stats[N] = {};  // used only when recomputing
         if (ctx.recompute) {
           for (int r = 0; r < N; ++r)
@@ -457,16 +505,17 @@ class MultiHeadSelfAttention {
           cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
                                                        dkt, dvt);
         } else {
-          for (int r = 0; r < N; ++r) std::copy_n(ctx.probs.data() + (first + r) * Tk, keys, p + r * Tp);
+          const T* kept = ctx.probs.data() + (b * H + h) * L.q_stride * L.k_stride;
+          for (int r = 0; r < N; ++r) std::copy_n(kept + (i + r) * Tk, keys, p + r * Tp);
           cpu::attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
                                                         dkt, dvt);
         }
       };
       cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(rows, rows_from);
     });
-    for (index_t i = rows; i < Tq; ++i) std::fill_n(dq.data() + (b * Tq + i) * C + h * D, D, T(0));
-    T* gk = dk.data() + b * Tk * C + h * D;
-    T* gv = dv.data() + b * Tk * C + h * D;
+    for (index_t i = rows; i < Tq; ++i) std::fill_n(dq.data() + (q0 + i) * C + h * D, D, T(0));
+    T* gk = dk.data() + k0 * C + h * D;
+    T* gv = dv.data() + k0 * C + h * D;
     for (index_t j = 0; j < keys; ++j)
       for (index_t d = 0; d < D; ++d) {
         gk[j * C + d] = dkt[d * Tp + j];

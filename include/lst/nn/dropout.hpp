@@ -10,6 +10,7 @@
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threads.hpp"
+#include "packed_sequences.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -20,16 +21,11 @@ LST_NAMESPACE_BEGIN
 template <class T, class Backend = Cpu>
 class Dropout {
  public:
-  /// Elements taken from a larger tensor: element i is element (i / block) * stride + i % block of it. A
-  /// layer that computes only some rows (the first rows of each sequence) gives them the mask they would have
-  /// had in the whole tensor. block = 0: the tensor itself.
-  struct RowBlocks {
-    index_t block = 0, stride = 0;
-  };
   struct Context {
     std::uint64_t step = 0;
     bool active = false;  // false in inference mode or with p = 0: backward is the identity
-    RowBlocks of;         // where the elements sit in the tensor whose mask they take
+    bool packed = false;  // the rows are `rows`: packed sequences taking their padded batch's masks
+    PackedSequences rows;
   };
 
   Dropout(double p, std::uint64_t seed, std::string name = "dropout")
@@ -39,15 +35,19 @@ class Dropout {
   double p() const { return m_p; }
 
   /// y = x * mask / (1 - p) in training, y = x in inference. y may alias x.
-  /// `of`: see RowBlocks.
+  ///
+  /// `rows`: x holds packed sequences (rows->rows() rows, nn/packed_sequences.hpp), and each row takes the
+  /// mask of its position in the padded batch they came from: a layer that computes only real tokens, or
+  /// only each sequence's first rows, drops exactly what the padded layer drops.
   Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, std::uint64_t step,
-                  RowBlocks of = {}) const {
+                  const PackedSequences* rows = nullptr) const {
     LST_CHECK_SHAPE(y.shape() == x.shape(), "Dropout '", m_name, "': output y has shape ", y.shape(),
                     ", expected the input's shape ", x.shape());
-    LST_CHECK(of.block == 0 || (of.block > 0 && of.stride >= of.block && x.numel() % of.block == 0),
-              "Dropout '", m_name, "': row blocks of ", of.block, " elements at a stride of ", of.stride,
-              " do not tile an input of ", x.numel(), " elements");
-    Context ctx{step, mode == Mode::training && m_p > 0.0, of};
+    LST_CHECK(!rows || (rows->rows() > 0 && x.numel() % rows->rows() == 0), "Dropout '", m_name,
+              "': ", rows ? rows->rows() : 0, " packed rows do not tile an input of ", x.numel(),
+              " elements");
+    Context ctx{step, mode == Mode::training && m_p > 0.0, rows != nullptr, {}};
+    if (rows && ctx.active) ctx.rows = *rows;
     apply(ctx, x, y);
     return ctx;
   }
@@ -71,18 +71,21 @@ class Dropout {
     const T* x = in.data();
     T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
-    if (ctx.of.block == 0) {
+    if (!ctx.packed) {
       LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
       for (index_t i = 0; i < n; ++i)
         y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
       return;
     }
-    const index_t block = ctx.of.block, stride = ctx.of.stride;
+    const PackedSequences& rows = ctx.rows;
+    const index_t C = n / rows.rows();
     LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
-    for (index_t r = 0; r < n / block; ++r)
-      for (index_t c = 0; c < block; ++c) {
-        const index_t i = r * block + c;
-        y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(r * stride + c)) >= p ? x[i] * scale : T(0);
+    for (index_t b = 0; b < rows.count(); ++b)
+      for (index_t t = 0; t < rows.length(b); ++t) {
+        const index_t at = (rows.first_row(b) + t) * C;
+        const std::uint64_t origin = static_cast<std::uint64_t>(rows.origin(b, t) * C);
+        for (index_t c = 0; c < C; ++c)
+          y[at + c] = uniform_in_stream(key, origin + std::uint64_t(c)) >= p ? x[at + c] * scale : T(0);
       }
   }
 

@@ -56,35 +56,35 @@ class EncoderLayer {
   const LayerNorm<T, Backend>& output_norm() const { return m_ln2; }
 
   /// y (B, T, C) from x (B, T, C); `mask` (B, T) as in MultiHeadSelfAttention; `step` drives dropout. y may
-  /// not alias x.
+  /// be x itself.
   ///
   /// `queries` > 0: y (B, queries, C) is the first `queries` rows of each sequence's output only (every
   /// position still serves as key and value; see MultiHeadSelfAttention::forward). Everything after the
   /// attention is per row, so the rest of the layer runs on those rows alone, with the dropout masks the
   /// whole layer would have given them: the rows equal the whole layer's, to rounding.
+  ///
+  /// `packed`: x (N, C) is packed sequences with no padding and no mask, and y (N, C), or (B queries, C) with
+  /// `queries` (see MultiHeadSelfAttention::forward). Dropout gives each row the mask of its position in the
+  /// padded batch: the rows equal the padded layer's real rows, to rounding.
   Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
                   Mode mode, std::uint64_t step, const PrefixKV<T, Backend>* prefix = nullptr,
-                  index_t queries = 0) const {
-    const index_t Tx = x.rank() == 3 ? x.dim(1) : 0, Tq = queries > 0 ? queries : Tx;
-    const Shape out = Tq == Tx ? x.shape() : Shape{x.dim(0), Tq, x.dim(2)};
-    LST_CHECK_SHAPE(y.shape() == out, "EncoderLayer '", m_name, "': output y has shape ", y.shape(),
-                    ", expected ", out, Tq == Tx ? " (the input's shape)" : " (the input's first rows)");
-    // The masks of rows [0, Tq) of each sequence in a (B, Tx, C) tensor.
-    const typename Dropout<T, Backend>::RowBlocks rows_of_x =
-        Tq == Tx ? typename Dropout<T, Backend>::RowBlocks{}
-                 : typename Dropout<T, Backend>::RowBlocks{Tq * x.dim(2), Tx * x.dim(2)};
+                  index_t queries = 0, const PackedSequences* packed = nullptr) const {
     Context ctx;
-    Tensor<T, Backend> h(out), f(out);  // both workspace: LN contexts keep what backward needs
-    ctx.attention = m_attention.forward(x, mask, h, mode, prefix, queries);
-    ctx.attention_dropout = m_drop1.forward(h, h, mode, step, rows_of_x);
-    if (Tq == Tx) {
+    // Output-shaped (h, f): both workspace, LN contexts keep what backward needs. Checked by the attention.
+    Tensor<T, Backend> h(y.shape()), f(y.shape());
+    ctx.attention = m_attention.forward(x, mask, h, mode, prefix, queries, packed);
+    const auto& L = ctx.attention.layout;
+    const bool all_rows = y.shape() == x.shape();
+    // Rows computed alone (packed, or each sequence's first rows) take their padded position's masks.
+    const PackedSequences* dropout_rows = packed || !all_rows ? &L.q : nullptr;
+    ctx.attention_dropout = m_drop1.forward(h, h, mode, step, dropout_rows);
+    if (all_rows)
       h += x;  // residual
-    } else {
-      for (index_t b = 0; b < x.dim(0); ++b) h[b] += x[b].slice(0, Tq);
-    }
+    else
+      add_first_rows(L.x, L.q, m_cfg.dim, x.data(), h.data());  // h += x's query rows
     ctx.ln1 = m_ln1.forward(h, h, mode);
     ctx.ffn = m_ffn.forward(h, f, mode);
-    ctx.ffn_dropout = m_drop2.forward(f, f, mode, step, rows_of_x);
+    ctx.ffn_dropout = m_drop2.forward(f, f, mode, step, dropout_rows);
     y = f + h;  // residual
     ctx.ln2 = m_ln2.forward(y, y, mode);
     return ctx;
@@ -94,7 +94,7 @@ class EncoderLayer {
     // Checked before any gradient is written, so that a failed call leaves the gradients as they were.
     LST_CHECK(!ctx.attention.x.empty(), "EncoderLayer '", m_name,
               "': backward needs a training-mode context");
-    const Shape s = ctx.attention.q.shape();  // (B, T, C), or (B, queries, C)
+    const Shape s = ctx.attention.q.shape();  // the output's: (B, T, C), (B, queries, C) or packed
     LST_CHECK_SHAPE(dy.shape() == s && (dx.empty() || dx.shape() == ctx.attention.x.shape()),
                     "EncoderLayer '", m_name, "': gradients dy ", dy.shape(), " and dx ", dx.shape(),
                     " must have the output's shape ", s, " and the input's ", ctx.attention.x.shape());
@@ -110,7 +110,8 @@ class EncoderLayer {
     if (s == dx.shape()) {
       dx += dh;  // the residual path
     } else {
-      for (index_t b = 0; b < s[0]; ++b) dx[b].slice(0, s[1]) += dh[b];
+      const auto& L = ctx.attention.layout;
+      add_first_rows(L.q, L.x, m_cfg.dim, dh.data(), dx.data());
     }
   }
 

@@ -12,6 +12,10 @@
 /// gradients) and the side network's own activations survive the forward pass. At the end: final LayerNorm on
 /// the [CLS] state, dropout, and the up-projection d/r -> d that feeds the task head; optionally (QST's
 /// output gate) mixed with the backbone's own final state.
+///
+/// The side network computes real tokens only: its states are the batch's sequences packed with no padding
+/// (nn/packed_sequences.hpp), which on GLUE's dynamic-padding batches of sentence pairs is a third fewer
+/// rows. The ladders pack what they read; every padded row they skip reached nothing the head reads.
 #pragma once
 
 #include <cmath>
@@ -40,29 +44,29 @@ class SideNetwork {
   /// What one kept layer saves for backward.
   struct LayerContext {
     typename Ladder<T, Backend>::Context ladder;
-    Tensor<T, Backend> ladder_out;  // (B, T, d/r) down_i(h_i)
-    Tensor<T, Backend> other;       // (B, T, d/r) s before the fusion (before) or the block output (after)
+    Tensor<T, Backend> ladder_out;  // (N, d/r) down_i(h_i)
+    Tensor<T, Backend> other;       // (N, d/r) s before the fusion (before) or the block output (after)
     typename EncoderLayer<T, Backend>::Context block;
   };
   struct Context {
     Mode mode = Mode::inference;
     std::uint64_t step = 0;
-    Shape shape;                         // (B, T, d/r)
-    const std::int32_t* mask = nullptr;  // the caller's (B, T) padding mask (or none), valid until finish()
-    Tensor<T, Backend> state;            // (B, T, d/r) the side state s
+    index_t batch = 0, length = 0;  // B, T: the padded batch
+    PackedSequences rows;           // its real tokens, N of them
+    Shape shape;                    // (N, d/r)
+    Tensor<T, Backend> state;       // (N, d/r) the side state s
     typename Ladder<T, Backend>::Context embedding_ladder;
     typename Dropout<T, Backend>::Context embedding_dropout;
     std::vector<LayerContext> layers;  // one per kept layer, in order
     typename LayerNorm<T, Backend>::Context final_norm;
     typename Dropout<T, Backend>::Context final_dropout;
     typename Linear<T, Backend>::Context up;
-    Tensor<T, Backend> backbone_out;  // (B, d) the backbone's pooled final state (output gate only)
-    Tensor<T, Backend> up_out;        // (B, d) up(...) before the output gate (training, output gate only)
-    std::vector<T> pool_weights;      // (B) 1 / real tokens, with mean pooling
-    std::vector<std::int32_t> pool_mask;  // (B, T) the padding mask, with mean pooling in training
-    bool cls_only_last_block = false;     // the last block computed the [CLS] row only: state is (B, 1, d/r)
-    index_t taps_seen = 0;                // the next state index that may arrive
-    index_t events = 0;                   // states consumed: the embeddings and each kept layer
+    Tensor<T, Backend> backbone_out;   // (B, d) the backbone's pooled final state (output gate only)
+    Tensor<T, Backend> up_out;         // (B, d) up(...) before the output gate (training, output gate only)
+    std::vector<T> pool_weights;       // (B) 1 / real tokens, with mean pooling
+    bool cls_only_last_block = false;  // the last block computed the [CLS] row only: state is (B, d/r)
+    index_t taps_seen = 0;             // the next state index that may arrive
+    index_t events = 0;                // states consumed: the embeddings and each kept layer
   };
 
   /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
@@ -101,9 +105,6 @@ class SideNetwork {
         m_gates.push_back(m_params.add("gates." + l, Shape{m_options.per_channel_gates ? m_width : 1}));
       m_blocks.emplace_back(m_params, "blocks." + l, block, mix64(seed + 101 + std::uint64_t(m_kept[i])));
       m_blocks.back().set_recompute_attention(m_options.recompute_attention);
-      // The head reads real tokens only (the [CLS] position or the mean over real tokens): padded query rows
-      // reach nothing, and skipping them changes no bit of the loss or the gradients.
-      m_blocks.back().set_skip_padded_queries(true);
     }
     m_final_norm =
         std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.layer_norm_eps);
@@ -185,30 +186,34 @@ class SideNetwork {
     }
   }
 
-  /// Starts a forward pass over a (B, T) batch. `mask` must stay valid until finish().
+  /// Starts a forward pass over a (B, T) batch padded on the right: `mask` (B, T) marks its real tokens (an
+  /// empty view: all real). Only they are computed, packed (PackedSequences::from_mask).
   Context begin(index_t B, index_t Tn, ConstView<std::int32_t, Backend> mask, Mode mode,
                 std::uint64_t step) const {
     Context ctx;
     ctx.mode = mode;
     ctx.step = step;
-    ctx.shape = Shape{B, Tn, m_width};
     LST_CHECK_SHAPE(mask.empty() || mask.shape() == (Shape{B, Tn}), "side network: mask has shape ",
                     mask.shape(), ", expected (", B, ", ", Tn, ")");
-    ctx.mask = mask.data();
+    ctx.batch = B;
+    ctx.length = Tn;
+    ctx.rows = PackedSequences::from_mask(mask.data(), B, Tn);
+    ctx.shape = Shape{ctx.rows.rows(), m_width};
     ctx.state = Tensor<T, Backend>(ctx.shape, MemCategory::activations);
     return ctx;
   }
 
-  /// The backbone's tap: state `index` (0 = embeddings, i + 1 = output of layer i) as (B, T, d). Consumed
-  /// now; nothing of `hidden` but the ladder input is kept.
+  /// The backbone's tap: state `index` (0 = embeddings, i + 1 = output of layer i) as (B, T, d), or its real
+  /// tokens already packed as (N, d). Consumed now; nothing of `hidden` but the packed ladder input is kept.
   ///
   /// States the network does not read (dropped layers) may be skipped; a state it runs a block at but reads
   /// no ladder from (GateMode::none) may be an empty view. States must arrive in increasing order.
   void on_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden) const {
     take_tap(ctx, index, hidden, nullptr);
   }
-  /// As above, with a state the caller gives away (one read back from the tap cache): a ladder that saves its
-  /// input in f32 keeps this tensor instead of a copy. Allocate it as MemCategory::taps in training mode.
+  /// As above, with a state the caller gives away (one read back from the tap cache): a packed one (N, d) is
+  /// what a ladder that saves its input in f32 keeps, instead of a copy. Allocate it as MemCategory::taps in
+  /// training mode.
   void on_tap(Context& ctx, index_t index, Tensor<T, Backend>&& hidden) const {
     take_tap(ctx, index, hidden.cview(), &hidden);
   }
@@ -219,21 +224,21 @@ class SideNetwork {
   void finish(Context& ctx, TensorView<T, Backend> features) const {
     LST_CHECK(ctx.events == index_t(m_kept.size()) + 1, "side network: finish() after ", ctx.events,
               " of the ", m_kept.size() + 1, " backbone states it reads (embeddings and kept layers)");
-    const index_t B = ctx.shape[0], Tn = ctx.shape[1];
+    const index_t B = ctx.batch;
     LST_CHECK_SHAPE(features.shape() == (Shape{B, m_backbone.hidden_size}),
                     "side network: features have shape ", features.shape(), ", expected (", B, ", ",
                     m_backbone.hidden_size, ")");
     Tensor<T, Backend> cls(Shape{B, m_width});
-    if (!m_options.mean_pooling) {
-      for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[b][0]);
+    if (!m_options.mean_pooling) {  // each sequence's first row (the state is those rows alone after a
+                                    // [CLS]-only last block)
+      const PackedSequences& at = ctx.cls_only_last_block ? ctx.rows.first_rows(1) : ctx.rows;
+      for (index_t b = 0; b < B; ++b) cls[b].assign(ctx.state[at.first_row(b)]);
     } else {  // the mean over real tokens; ctx.pool_weights keeps 1 / (real tokens) per row for backward
       ctx.pool_weights.assign(std::size_t(B), 0);
       for (index_t b = 0; b < B; ++b)
         ctx.pool_weights[std::size_t(b)] =
-            mean_over_real_tokens(ctx.state.data() + b * Tn * m_width, Tn, m_width,
-                                  ctx.mask ? ctx.mask + b * Tn : nullptr, cls.data() + b * m_width);
-      if (ctx.mask && ctx.mode == Mode::training)  // the caller's mask is only valid until finish()
-        ctx.pool_mask.assign(ctx.mask, ctx.mask + B * Tn);
+            mean_of_rows(ctx.state.data() + ctx.rows.first_row(b) * m_width, ctx.rows.length(b), m_width,
+                         cls.data() + b * m_width);
     }
     ctx.final_norm = m_final_norm->forward(cls, cls, ctx.mode);
     ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step);
@@ -253,14 +258,13 @@ class SideNetwork {
         ctx.backbone_out = Tensor<T, Backend>();
     }
     if (ctx.mode != Mode::training) ctx.state = Tensor<T, Backend>();
-    ctx.mask = nullptr;
   }
 
   /// Gradients of every side parameter from d_features (B, d), following `gm`. The backbone gets none.
   void backward(const Context& ctx, ConstView<T, Backend> d_features, GradMode gm) const {
     LST_CHECK(ctx.mode == Mode::training && ctx.layers.size() == m_blocks.size(),
               "side network: backward needs a finished training-mode context");
-    const index_t B = ctx.shape[0];
+    const index_t B = ctx.batch;
     Tensor<T, Backend> dcls(Shape{B, m_width});
     if (!m_output_gate.valid()) {
       m_up->backward(ctx.up, d_features, dcls, gm);
@@ -281,19 +285,16 @@ class SideNetwork {
     m_final_dropout.backward(ctx.final_dropout, dcls, dcls);
     m_final_norm->backward(ctx.final_norm, dcls, dcls, gm);
     Tensor<T, Backend> ds, dtmp(ctx.shape);
-    if (ctx.cls_only_last_block) {  // the last block's output is the [CLS] rows alone: (B, 1, d/r)
-      ds = Tensor<T, Backend>(Shape{B, 1, m_width});
-      std::copy_n(dcls.data(), B * m_width, ds.data());
+    if (ctx.cls_only_last_block) {  // the last block's output is the [CLS] rows alone: (B, d/r)
+      ds = std::move(dcls);
     } else if (!m_options.mean_pooling) {
       ds = Tensor<T, Backend>::zeros(ctx.shape);
-      for (index_t b = 0; b < B; ++b) ds[b][0].assign(dcls[b]);
+      for (index_t b = 0; b < B; ++b) ds[ctx.rows.first_row(b)].assign(dcls[b]);
     } else {
-      ds = Tensor<T, Backend>::zeros(ctx.shape);
-      const index_t Tn = ctx.shape[1];
+      ds = Tensor<T, Backend>(ctx.shape);
       for (index_t b = 0; b < B; ++b)
-        for (index_t t = 0; t < Tn; ++t) {
-          if (!ctx.pool_mask.empty() && ctx.pool_mask[std::size_t(b * Tn + t)] == 0) continue;
-          T* d = ds.data() + (b * Tn + t) * m_width;
+        for (index_t t = 0; t < ctx.rows.length(b); ++t) {
+          T* d = ds.data() + (ctx.rows.first_row(b) + t) * m_width;
           const T* g = dcls.data() + b * m_width;
           for (index_t c = 0; c < m_width; ++c) d[c] = ctx.pool_weights[std::size_t(b)] * g[c];
         }
@@ -311,43 +312,50 @@ class SideNetwork {
     return m_options.cls_only_last_block && !m_options.mean_pooling && m_options.gate != GateMode::after;
   }
 
-  /// ctx.backbone_out (B, d) = the backbone's final state at [CLS], or its mean over the real tokens.
-  void pool_backbone_output(Context& ctx, ConstView<T, Backend> hidden) const {
-    const index_t B = ctx.shape[0], Tn = ctx.shape[1], d = m_backbone.hidden_size;
-    LST_CHECK_SHAPE(hidden.shape() == (Shape{B, Tn, d}),
-                    "side network: the backbone's final state has shape ", hidden.shape(), ", expected (", B,
-                    ", ", Tn, ", ", d, ")");
+  /// ctx.backbone_out (B, d) = the backbone's final state (packed, (N, d)) at [CLS], or its mean over the
+  /// real tokens.
+  void pool_backbone_output(Context& ctx, ConstView<T, Backend> packed) const {
+    const index_t B = ctx.batch, d = m_backbone.hidden_size;
     ctx.backbone_out = Tensor<T, Backend>(  // every row is written below
         Shape{B, d}, ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
     for (index_t b = 0; b < B; ++b) {
       T* out = ctx.backbone_out.data() + b * d;
-      const T* h = hidden.data() + b * Tn * d;
-      if (m_options.output_gate == OutputGate::cls) {
+      const T* h = packed.data() + ctx.rows.first_row(b) * d;
+      if (m_options.output_gate == OutputGate::cls)
         std::copy(h, h + d, out);
-        continue;
-      }
-      mean_over_real_tokens(h, Tn, d, ctx.mask ? ctx.mask + b * Tn : nullptr, out);
+      else
+        mean_of_rows(h, ctx.rows.length(b), d, out);
     }
   }
 
-  /// out (C) = the mean of x (Tn, C) over the positions `mask_row` (Tn, or null: all) marks real. Returns the
-  /// weight 1 / (real positions) each one got (1 when none is real: out is then 0).
-  static T mean_over_real_tokens(const T* x, index_t Tn, index_t C, const std::int32_t* mask_row, T* out) {
-    index_t real = 0;
-    for (index_t t = 0; t < Tn; ++t) real += (!mask_row || mask_row[t] != 0) ? 1 : 0;
-    const T w = T(1) / T(std::max<index_t>(real, 1));
+  /// out (C) = the mean of the rows of x (n, C). Returns the weight 1 / n each row got.
+  static T mean_of_rows(const T* x, index_t n, index_t C, T* out) {
+    const T w = T(1) / T(std::max<index_t>(n, 1));
     std::fill(out, out + C, T(0));
-    for (index_t t = 0; t < Tn; ++t) {
-      if (mask_row && mask_row[t] == 0) continue;
+    for (index_t t = 0; t < n; ++t)
       for (index_t c = 0; c < C; ++c) out[c] += w * x[t * C + c];
-    }
     return w;
   }
 
-  /// The gate factors mu (one, or one per channel) as a broadcastable (1, 1, c) tensor.
+  /// The real tokens of a backbone state, packed (N, d): `hidden` itself when it is packed already (moved out
+  /// of `owned` when the caller gave it away), else its rows gathered from the padded (B, T, d) batch.
+  Tensor<T, Backend> packed_state(const Context& ctx, index_t index, ConstView<T, Backend> hidden,
+                                  Tensor<T, Backend>* owned, MemCategory category) const {
+    const index_t d = m_backbone.hidden_size, B = ctx.batch, Tn = ctx.length;
+    if (hidden.shape() == (Shape{ctx.rows.rows(), d}))
+      return owned ? std::move(*owned) : clone_as(hidden, category);
+    LST_CHECK_SHAPE(hidden.shape() == (Shape{B, Tn, d}), "side network: backbone state ", index,
+                    " has shape ", hidden.shape(), ", expected (", B, ", ", Tn, ", ", d, ") or its ",
+                    ctx.rows.rows(), " real tokens packed, (", ctx.rows.rows(), ", ", d, ")");
+    Tensor<T, Backend> packed(Shape{ctx.rows.rows(), d}, category);
+    copy_first_rows(PackedSequences::whole(B, Tn), ctx.rows, d, hidden.data(), packed.data());
+    return packed;
+  }
+
+  /// The gate factors mu (one, or one per channel) as a broadcastable (1, c) tensor.
   Tensor<T, Backend> gate_values(std::size_t slot) const {
     const auto a = m_gates[slot].value();
-    Tensor<T, Backend> mu(Shape{1, 1, a.numel()});
+    Tensor<T, Backend> mu(Shape{1, a.numel()});
     for (index_t c = 0; c < a.numel(); ++c) mu.data()[c] = T(sigmoid(double(a.data()[c]) / temperature));
     return mu;
   }
@@ -357,43 +365,37 @@ class SideNetwork {
     LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
               "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
-    if (m_output_gate.valid() && index == m_backbone.num_hidden_layers) pool_backbone_output(ctx, hidden);
-    if (index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0)
-      return;  // a dropped layer: no ladder, gate or block
+    const bool dropped_layer = index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0;
+    const bool output_gate_reads = m_output_gate.valid() && index == m_backbone.num_hidden_layers;
+    if (dropped_layer && !output_gate_reads) return;  // a dropped layer: no ladder, gate or block
+    const bool training = ctx.mode == Mode::training;
+    // Packed unless no ladder reads it (GateMode::none) and the output gate does not either.
+    Tensor<T, Backend> packed;
+    if (index == 0 || m_options.gate != GateMode::none || output_gate_reads)
+      packed = packed_state(ctx, index, hidden, owned,
+                            training && !dropped_layer ? MemCategory::taps : MemCategory::workspace);
+    if (output_gate_reads) pool_backbone_output(ctx, packed);
+    if (dropped_layer) return;
     ++ctx.events;
-    const index_t d = m_backbone.hidden_size;
-    LST_CHECK_SHAPE((hidden.empty() && index > 0 && m_options.gate == GateMode::none) ||
-                        hidden.shape() == (Shape{ctx.shape[0], ctx.shape[1], d}),
-                    "side network: backbone state ", index, " has shape ", hidden.shape(), ", expected (",
-                    ctx.shape[0], ", ", ctx.shape[1], ", ", d, ")");
     if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
-      Tensor<T, Backend> dropped;
-      if (owned) {  // a state given away (read back from the tap cache) is dropped in place
-        dropped = std::move(*owned);
-      } else {
-        dropped = Tensor<T, Backend>(hidden.shape(),
-                                     ctx.mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
-      }
-      ctx.embedding_dropout = m_embedding_dropout.forward(hidden, dropped, ctx.mode, ctx.step);
+      ctx.embedding_dropout =
+          m_embedding_dropout.forward(packed, packed, ctx.mode, ctx.step, &ctx.rows);  // in place
       ctx.embedding_ladder =
-          m_embedding_ladder->forward(std::move(dropped), ctx.state, ctx.mode, m_options.tap_dtype);
+          m_embedding_ladder->forward(std::move(packed), ctx.state, ctx.mode, m_options.tap_dtype);
       return;
     }
-    fuse_and_run(ctx, std::size_t(m_slot_of_layer[std::size_t(index - 1)]), hidden, owned);
+    fuse_and_run(ctx, std::size_t(m_slot_of_layer[std::size_t(index - 1)]), std::move(packed));
   }
 
-  /// `owned`: the tensor `hidden` views when the caller gave it away (else null).
-  void fuse_and_run(Context& ctx, std::size_t slot, ConstView<T, Backend> hidden,
-                    Tensor<T, Backend>* owned) const {
+  /// The fusion and block of kept slot `slot`, reading the packed backbone state `packed` (N, d), or none.
+  void fuse_and_run(Context& ctx, std::size_t slot, Tensor<T, Backend>&& packed) const {
     LayerContext lc;
     const bool training = ctx.mode == Mode::training;
     const MemCategory keep = training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend>& s = ctx.state;
     if (m_options.gate != GateMode::none) {
       lc.ladder_out = Tensor<T, Backend>(ctx.shape, keep);
-      lc.ladder =
-          owned ? m_ladders[slot]->forward(std::move(*owned), lc.ladder_out, ctx.mode, m_options.tap_dtype)
-                : m_ladders[slot]->forward(hidden, lc.ladder_out, ctx.mode, m_options.tap_dtype);
+      lc.ladder = m_ladders[slot]->forward(std::move(packed), lc.ladder_out, ctx.mode, m_options.tap_dtype);
     }
     const GateMode g = m_options.gate;
     if (g == GateMode::before) {  // s = mu s + (1 - mu) z, then the block
@@ -403,18 +405,16 @@ class SideNetwork {
     } else if (g == GateMode::sum) {
       s += lc.ladder_out;
     }
-    const ConstView<std::int32_t, Backend> mask =
-        ctx.mask ? ConstView<std::int32_t, Backend>(ctx.mask, Shape{ctx.shape[0], ctx.shape[1]})
-                 : ConstView<std::int32_t, Backend>();
+    const ConstView<std::int32_t, Backend> no_mask;  // packed: every row is a real token
     if (slot + 1 == m_blocks.size() && computes_cls_only_last_block()) {
       // Section 2.2's head reads s[:, 0] only: the last block asks with that row alone (keys and values still
       // every token), which saves most of a block's work and changes its [CLS] row only by rounding.
-      Tensor<T, Backend> cls(Shape{ctx.shape[0], 1, m_width}, MemCategory::activations);
-      lc.block = m_blocks[slot].forward(s, mask, cls, ctx.mode, ctx.step, nullptr, 1);
+      Tensor<T, Backend> cls(Shape{ctx.batch, m_width}, MemCategory::activations);
+      lc.block = m_blocks[slot].forward(s, no_mask, cls, ctx.mode, ctx.step, nullptr, 1, &ctx.rows);
       s = std::move(cls);
       ctx.cls_only_last_block = true;
     } else {
-      lc.block = m_blocks[slot].forward(s, mask, s, ctx.mode, ctx.step);
+      lc.block = m_blocks[slot].forward(s, no_mask, s, ctx.mode, ctx.step, nullptr, 0, &ctx.rows);
     }
     if (g == GateMode::after) {  // s = mu block(s) + (1 - mu) z
       const Tensor<T, Backend> mu = gate_values(slot);
