@@ -103,8 +103,7 @@ TEST_CASE("with tap caching, epochs after the first skip the backbone and train 
   lst_test::write_tiny_checkpoint(dir / "model.safetensors");
   const io::SafetensorsFile weights(dir / "model.safetensors");
   const auto train = tiny_task(40, 3), dev = tiny_task(16, 4);
-  SideOptions o;
-  o.dropout = 0.0;  // compare the two runs step by step
+  SideOptions o;  // dropout on: the same masks in both runs
   TrainConfig cfg;
   cfg.epochs = 3;
   cfg.batch_size = 8;
@@ -120,6 +119,7 @@ TEST_CASE("with tap caching, epochs after the first skip the backbone and train 
   CHECK(cached.backbone_batches() == 5 + 6);  // epoch 1, plus the dev set (never cached) after each epoch
   CHECK(cached.cached_batches() == 10);       // epochs 2 and 3
   REQUIRE(t1.losses().size() == t2.losses().size());
-  for (std::size_t i = 0; i < t1.losses().size(); ++i)
-    CHECK(t2.losses()[i] == doctest::Approx(t1.losses()[i]).epsilon(1e-5));
+  // Bit for bit: the cache holds the backbone's f32 states exactly, and the ladders sum their weight
+  // gradients sequence by sequence whether they read the cache in place or a copy.
+  CHECK(t2.losses() == t1.losses());
 }
