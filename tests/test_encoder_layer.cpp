@@ -28,21 +28,35 @@ TEST_CASE("EncoderLayer (post-LN, dropout on) backward matches finite difference
   });
 }
 
+namespace {
+/// A random layer with dropout 0.3 over three sequences of 5, 3 and 4 real tokens padded to 5 (B, T, C) =
+/// (3, 5, 6): what the first-rows and packed cases compare against the whole padded layer.
+struct DropoutLayerCase {
+  static constexpr index_t B = 3, T = 5, C = 6;
+  ParameterArena<double> arena;
+  EncoderLayer<double> layer;
+  Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
+  explicit DropoutLayerCase(Rng& rng)
+      : layer(arena, "layer.0", EncoderLayerConfig{C, 2, 10, ActivationKind::gelu, 1e-5, 0.3}, 5) {
+    arena.allocate(true);
+    lst_test::randomize(arena, rng);
+    mask(1, 4) = mask(1, 3) = mask(2, 4) = 0;
+  }
+};
+}  // namespace
+
 TEST_CASE("EncoderLayer with the first rows only: the whole layer's rows, dropout masks and gradients") {
   // Dropout on: rows computed alone must take the masks the whole layer gives them (a mask drawn for the
   // compact tensor's own element indices fails), and the residual must add x's first rows of each sequence.
   for (const index_t queries : {1, 2}) {
     CAPTURE(queries);
     Rng rng(93);
-    ParameterArena<double> arena;
-    const EncoderLayerConfig cfg{6, 2, 10, ActivationKind::gelu, 1e-5, 0.3};
-    EncoderLayer<double> layer(arena, "layer.0", cfg, 5);
-    arena.allocate(true);
-    lst_test::randomize(arena, rng);
-    const index_t B = 3, T = 5, C = 6;
+    DropoutLayerCase c(rng);
+    const index_t B = c.B, T = c.T, C = c.C;
+    ParameterArena<double>& arena = c.arena;
+    EncoderLayer<double>& layer = c.layer;
+    const Tensor<std::int32_t>& mask = c.mask;
     auto x = lst_test::randn(Shape{B, T, C}, rng);
-    Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
-    mask(1, 4) = mask(1, 3) = mask(2, 4) = 0;
     auto g_first = lst_test::randn(Shape{B, queries, C}, rng);
     Tensor<double> g = Tensor<double>::zeros(x.shape());
     for (index_t b = 0; b < B; ++b) g[b].slice(0, queries).assign(g_first[b]);
@@ -76,14 +90,11 @@ TEST_CASE("EncoderLayer on packed sequences: the padded layer's real rows, dropo
   for (const index_t queries : {0, 1, 2}) {
     CAPTURE(queries);
     Rng rng(97);
-    ParameterArena<double> arena;
-    const EncoderLayerConfig cfg{6, 2, 10, ActivationKind::gelu, 1e-5, 0.3};
-    EncoderLayer<double> layer(arena, "layer.0", cfg, 5);
-    arena.allocate(true);
-    lst_test::randomize(arena, rng);
-    const index_t B = 3, T = 5, C = 6;
-    Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
-    mask(1, 4) = mask(1, 3) = mask(2, 4) = 0;
+    DropoutLayerCase c(rng);
+    const index_t B = c.B, T = c.T, C = c.C;
+    ParameterArena<double>& arena = c.arena;
+    EncoderLayer<double>& layer = c.layer;
+    const Tensor<std::int32_t>& mask = c.mask;
     const auto packed = PackedSequences::from_mask(mask.data(), B, T), padded = PackedSequences::whole(B, T);
     const PackedSequences asked = queries > 0 ? packed.first_rows(queries) : packed;
     auto x = lst_test::randn(Shape{B, T, C}, rng), g = lst_test::randn(Shape{B, T, C}, rng);
