@@ -86,8 +86,9 @@ class MultiHeadSelfAttention {
   /// their heads and their query gradients are 0 (so their output is the output projection's bias). The rows
   /// of real tokens, the loss and every gradient are unchanged, bit for bit, for a caller that never reads
   /// padded positions (their output gradient is then 0, and a padded key is hidden from every real query, so
-  /// a padded row's value reaches nothing). The LST side network is such a caller: it pools real tokens only.
-  /// Off by default: Hugging Face computes padded rows.
+  /// a padded row's value reaches nothing), such as a padded model that pools real tokens only. (The LST side
+  /// network goes further and packs its sequences: no padded row at all.) Off by default: Hugging Face
+  /// computes padded rows.
   void set_skip_padded_queries(bool on) { m_skip_padded_queries = on; }
   bool skips_padded_queries() const { return m_skip_padded_queries; }
   /// Both kernels give the same function (to rounding); tests compare them.
