@@ -14,8 +14,8 @@
 /// output gate) mixed with the backbone's own final state.
 ///
 /// The side network computes real tokens only: its states are the batch's sequences packed with no padding
-/// (nn/packed_sequences.hpp), which on GLUE's dynamic-padding batches of sentence pairs is a third fewer
-/// rows. The ladders pack what they read; every padded row they skip reached nothing the head reads.
+/// (nn/packed_sequences.hpp), so a batch that is not grouped by length costs it no padded rows. The ladders
+/// pack what they read; every padded row they skip reached nothing the head reads.
 #pragma once
 
 #include <cmath>
