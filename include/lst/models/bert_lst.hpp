@@ -183,10 +183,11 @@ class BertLadderSideTuning final : public LstTaskModel {
         Tensor<T> state(Shape{ctx.rows.rows(), d},
                         mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
         for (index_t b = 0; b < B; ++b) {
-          LST_CHECK(ctx.rows.length(b) == index_t(batch.source->at(batch.rows[std::size_t(b)]).ids.size()),
-                    "LST: batch row ", b, " has ", ctx.rows.length(b), " real tokens, its cached example ",
-                    batch.rows[std::size_t(b)], " ", batch.source->at(batch.rows[std::size_t(b)]).ids.size());
-          m_cache->load(batch.rows[std::size_t(b)], slot, state.data() + ctx.rows.first_row(b) * d);
+          const std::uint32_t example = batch.rows[std::size_t(b)];
+          const std::size_t tokens = batch.source->at(example).ids.size();
+          LST_CHECK(ctx.rows.length(b) == index_t(tokens), "LST: batch row ", b, " has ", ctx.rows.length(b),
+                    " real tokens, its cached example ", example, " ", tokens);
+          m_cache->load(example, slot, state.data() + ctx.rows.first_row(b) * d);
         }
         m_side.on_tap(ctx, tap, std::move(state));
       }

@@ -23,9 +23,8 @@ class Dropout {
  public:
   struct Context {
     std::uint64_t step = 0;
-    bool active = false;  // false in inference mode or with p = 0: backward is the identity
-    bool packed = false;  // the rows are `rows`: packed sequences taking their padded batch's masks
-    PackedSequences rows;
+    bool active = false;   // false in inference mode or with p = 0: backward is the identity
+    PackedSequences rows;  // packed sequences taking their padded batch's masks (none: the tensor itself)
   };
 
   Dropout(double p, std::uint64_t seed, std::string name = "dropout")
@@ -46,7 +45,7 @@ class Dropout {
     LST_CHECK(!rows || (rows->rows() > 0 && x.numel() % rows->rows() == 0), "Dropout '", m_name,
               "': ", rows ? rows->rows() : 0, " packed rows do not tile an input of ", x.numel(),
               " elements");
-    Context ctx{step, mode == Mode::training && m_p > 0.0, rows != nullptr, {}};
+    Context ctx{step, mode == Mode::training && m_p > 0.0, {}};
     if (rows && ctx.active) ctx.rows = *rows;
     apply(ctx, x, y);
     return ctx;
@@ -71,7 +70,7 @@ class Dropout {
     const T* x = in.data();
     T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
-    if (!ctx.packed) {
+    if (ctx.rows.count() == 0) {
       LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
       for (index_t i = 0; i < n; ++i)
         y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
