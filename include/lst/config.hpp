@@ -42,9 +42,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define LST_RESTRICT __restrict__
 #define LST_ALWAYS_INLINE inline __attribute__((always_inline))
+#define LST_PREFETCH(address) __builtin_prefetch((address), 0, 3)  // read, into every cache level
 #else
 #define LST_RESTRICT
 #define LST_ALWAYS_INLINE inline
+#define LST_PREFETCH(address) ((void)(address))
 #endif
 
 LST_NAMESPACE_BEGIN

@@ -46,26 +46,61 @@ inline bool narrow_gemm_applies(Trans ta, index_t M, index_t N, index_t K) {
 }
 
 namespace detail {
-/// C tile (MR, NP packets) = alpha * sum over k < K of op(A)(i, k) op(B)(k, :) + beta * C (+ the tile's NP
-/// packets of a bias row, when not null); op(A)(i, k) at a[i * a_row + k * a_col], op(B) row k at
-/// b + k * ldb. beta = 0 does not read C.
+/// One step over k of a tile: acc[i][:] += op(A)(i, k) op(B)(k, :) for its MR rows.
 template <int MR, int NP>
-void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t a_col, const float* b,
-                 index_t ldb, float beta, const float* bias, float* c, index_t ldc) {
+LST_ALWAYS_INLINE void narrow_step(Packet<float> (&acc)[MR][NP], index_t k, const float* a, index_t a_row,
+                                   index_t a_col, const float* b, index_t ldb) {
   namespace ei = Eigen::internal;
   using P = Packet<float>;
   constexpr index_t L = packet_size<float>;
+  P bk[NP];
+  for (int j = 0; j < NP; ++j) bk[j] = ei::ploadu<P>(b + k * ldb + j * L);
+  for (int i = 0; i < MR; ++i) {
+    const P ai = ei::pset1<P>(a[i * a_row + k * a_col]);
+    for (int j = 0; j < NP; ++j) acc[i][j] = ei::pmadd(ai, bk[j], acc[i][j]);
+  }
+}
+
+/// How far ahead (in k) a weight-gradient tile prefetches its rows of op(A) and op(B).
+inline constexpr index_t narrow_prefetch_distance = 16;
+
+/// C tile (MR, NP packets) = alpha * sum over k < K of op(A)(i, k) op(B)(k, :) + beta * C (+ the tile's NP
+/// packets of a bias row, when not null); op(A)(i, k) at a[i * a_row + k * a_col], op(B) row k at
+/// b + k * ldb. beta = 0 does not read C.
+///
+/// With `prefetch`, the tile prefetches while it computes: in the side network the operands come out of
+/// L2 and beyond (the previous pass wrote them), not out of L1 ("cold" in bench_core's narrow GEMM table).
+/// With op(A) = activations (a_col = 1) it prefetches the next tile's MR rows, one cache line every other
+/// step over k; with op(A) = dY^T (a weight gradient) every tile walks down the same rows of dY and X, and it
+/// prefetches them `narrow_prefetch_distance` steps ahead. The arithmetic (one chain of fused multiply-adds
+/// per element, in k order) is the same either way.
+template <int MR, int NP>
+void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t a_col, const float* b,
+                 index_t ldb, float beta, const float* bias, float* c, index_t ldc, bool prefetch) {
+  namespace ei = Eigen::internal;
+  using P = Packet<float>;
+  constexpr index_t L = packet_size<float>;
+  constexpr index_t line = 64 / sizeof(float);  // floats per cache line
   P acc[MR][NP];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
-  for (index_t k = 0; k < K; ++k) {
-    P bk[NP];
-    for (int j = 0; j < NP; ++j) bk[j] = ei::ploadu<P>(b + k * ldb + j * L);
-    for (int i = 0; i < MR; ++i) {
-      const P ai = ei::pset1<P>(a[i * a_row + k * a_col]);
-      for (int j = 0; j < NP; ++j) acc[i][j] = ei::pmadd(ai, bk[j], acc[i][j]);
+  index_t k = 0;
+  if (prefetch && a_col == 1) {  // line l of the next tile: row l % MR, from float line * (l / MR)
+    const float* next_a = a + MR * a_row;
+    const index_t lines = MR * ((K + line - 1) / line);
+    for (index_t l = 0; k + 2 <= K; k += 2, ++l) {
+      if (l < lines) LST_PREFETCH(next_a + (l % MR) * a_row + (l / MR) * line);
+      narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
+      narrow_step<MR, NP>(acc, k + 1, a, a_row, a_col, b, ldb);
+    }
+  } else if (prefetch) {
+    for (; k + narrow_prefetch_distance < K; ++k) {
+      LST_PREFETCH(a + (k + narrow_prefetch_distance) * a_col);
+      for (int j = 0; j < NP; ++j) LST_PREFETCH(b + (k + narrow_prefetch_distance) * ldb + j * L);
+      narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
     }
   }
+  for (; k < K; ++k) narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
   const P pa = ei::pset1<P>(alpha), pb = ei::pset1<P>(beta);
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) {
@@ -84,10 +119,13 @@ void narrow_stripe(index_t M, index_t K, float alpha, const float* a, index_t a_
                    const float* b, index_t ldb, float beta, const float* bias, float* c, index_t ldc) {
   constexpr int MR = NP == 3 ? 8 : 24;
   index_t i = 0;
-  for (; i + MR <= M; i += MR)
-    narrow_tile<MR, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc);
+  for (; i + MR <= M; i += MR) {
+    const bool next_tile = a_col != 1 || i + 2 * MR <= M;  // activations: while a whole tile follows
+    narrow_tile<MR, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc,
+                        next_tile);
+  }
   for (; i < M; ++i)
-    narrow_tile<1, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc);
+    narrow_tile<1, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc, false);
 }
 
 /// C (M, N) block by block over k; one thread's rectangle of C. The bias goes in with the first block, as
