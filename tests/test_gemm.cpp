@@ -117,6 +117,66 @@ TEST_CASE("Narrow GEMM: forward, input-gradient and weight-gradient shapes again
         check_narrow(Trans::yes, Trans::no, mn.first, mn.second, K, 1.0f, beta, 8);
 }
 
+namespace {
+/// `rows` rows of `cols` values scattered over a buffer twice as long, in a shuffled order (as a batch read
+/// from the tap cache lies), and the same rows gathered into one block.
+struct ScatteredRows {
+  Tensor<float> buffer, gathered;
+  std::vector<const float*> row;
+  ScatteredRows(index_t rows, index_t cols, std::uint64_t seed)
+      : buffer(Shape{2 * rows, cols}), gathered(Shape{rows, cols}), row(std::size_t(rows)) {
+    Rng rng(seed);
+    init::uniform(buffer.view(), rng, -1, 1);
+    for (index_t i = 0; i < rows; ++i) {
+      const index_t at = (i * 7919 + 3) % (2 * rows);  // 7919 is prime: distinct for rows < 7919
+      row[std::size_t(i)] = buffer.data() + at * cols;
+      std::copy_n(row[std::size_t(i)], cols, gathered.data() + i * cols);
+    }
+  }
+  cpu::RowTable table() const { return {row.data(), index_t(row.size()), gathered.dim(1)}; }
+};
+}  // namespace
+
+TEST_CASE("Narrow GEMM over a row table: the bits of the product on the rows gathered into one block") {
+  Rng rng(31);
+  // Forward C = X W^T + bias, X's rows anywhere: whole tiles and a remainder, one and several stripes.
+  for (const index_t M : {256, 301})
+    for (const auto& nk : {std::pair<index_t, index_t>{48, 48}, {48, 384}, {80, 64}, {16, 32}}) {
+      const index_t N = nk.first, K = nk.second;
+      INFO("M " << M << " N " << N << " K " << K);
+      const ScatteredRows x(M, K, std::uint64_t(M + N + K));
+      Tensor<float> w(Shape{N, K}), bias(Shape{N}), c1(Shape{M, N}), c2(Shape{M, N});
+      init::uniform(w.view(), rng, -1, 1);
+      init::uniform(bias.view(), rng, -1, 1);
+      cpu::narrow_gemm_rows(x.table(), w, c1, bias.data());
+      cpu::narrow_gemm(Trans::no, Trans::yes, 1.0f, x.gathered, w, 0.0f, c2, bias.data());
+      CHECK(c1.to_vector() == c2.to_vector());
+    }
+  // Weight gradients C = dY^T X + beta C over K rows anywhere, in one block of k and in several.
+  for (const index_t K : {256, 700})
+    for (const auto& mn : {std::pair<index_t, index_t>{48, 384}, {48, 48}, {16, 64}})
+      for (const float beta : {0.0f, 1.0f}) {
+        const index_t M = mn.first, N = mn.second;
+        INFO("M " << M << " N " << N << " K " << K << " beta " << beta);
+        const ScatteredRows x(K, N, std::uint64_t(K + M + N));
+        Tensor<float> dy(Shape{K, M}), c1(Shape{M, N});
+        init::uniform(dy.view(), rng, -1, 1);
+        init::uniform(c1.view(), rng, -1, 1);
+        Tensor<float> c2 = c1.clone();
+        cpu::narrow_gemm_rows_weight_gradient(dy, x.table(), beta, c1);
+        cpu::narrow_gemm(Trans::yes, Trans::no, 1.0f, dy, x.gathered, beta, c2);
+        CHECK(c1.to_vector() == c2.to_vector());
+      }
+  // Shapes the narrow kernel does not take are refused, by name.
+  const ScatteredRows few(100, 48, 5);
+  Tensor<float> w(Shape{48, 48}), c(Shape{100, 48}), dy(Shape{100, 48}), dw(Shape{48, 48});
+  CHECK(lst_test::error_of([&] { cpu::narrow_gemm_rows(few.table(), w, c); }).find("narrow_gemm_rows") !=
+        std::string::npos);
+  CHECK(lst_test::error_of([&] {
+          cpu::narrow_gemm_rows_weight_gradient(dy, few.table(), 0.0f, dw);
+        }).find("narrow_gemm_rows_weight_gradient") != std::string::npos);
+}
+
 TEST_CASE("Narrow GEMM: the same bits on one thread and on two; wide products stay with Eigen") {
   for (const Trans ta : {Trans::no, Trans::yes}) {
     const index_t M = ta == Trans::no ? 517 : 48, N = 48, K = ta == Trans::no ? 384 : 1000;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <lst/init/initializers.hpp>
 #include <lst/nn/linear.hpp>
 
 #include "gradient_check.hpp"
@@ -133,4 +134,51 @@ TEST_CASE("Linear::input_gradient is backward_from's dx alone, and may reuse the
   CHECK(lst_test::error_of([&] { lin.input_gradient(dy, wrong); }).find("proj") != std::string::npos);
   CHECK_THROWS_AS(lin.input_gradient(dy, TensorView<double>(const_cast<double*>(dy.data()), Shape{4, 3})),
                   Error);
+}
+
+TEST_CASE(
+    "Linear over rows anywhere (a row table): the forward and parameter gradients of the rows gathered") {
+  // 300 rows take the narrow kernel in place; 20 rows take Eigen on a gathered copy. Either way the bits
+  // are those of the contiguous rows.
+  for (const index_t rows : {300, 20}) {
+    INFO(rows << " rows");
+    Rng rng(41);
+    ParameterArena<float> arena;
+    Linear<float> lin(arena, "ladder", 64, 16);
+    arena.allocate(true);
+    init::uniform(arena.values(), rng, -1, 1);
+    Tensor<float> buffer(Shape{2 * rows, 64});
+    init::uniform(buffer.view(), rng, -1, 1);
+    std::vector<const float*> at(static_cast<std::size_t>(rows));
+    Tensor<float> x(Shape{rows, 64});
+    for (index_t i = 0; i < rows; ++i) {
+      at[std::size_t(i)] =
+          buffer.data() + ((2 * rows - 1 - 2 * i) % (2 * rows)) * 64;  // backwards, every other
+      std::copy_n(at[std::size_t(i)], 64, x.data() + i * 64);
+    }
+    const cpu::RowTable table{at.data(), rows, 64};
+    Tensor<float> y1(Shape{rows, 16}), y2(Shape{rows, 16});
+    lin.apply(table, y1);
+    lin.apply(x, y2);
+    CHECK(y1.to_vector() == y2.to_vector());
+    Tensor<float> dy(Shape{rows, 16});
+    init::uniform(dy.view(), rng, -1, 1);
+    lin.weight_gradient(table, dy, GradMode::overwrite);
+    const auto from_table = arena.grads().to_vector();
+    lin.backward_from(x, dy, {}, GradMode::overwrite);
+    CHECK(arena.grads().to_vector() == from_table);
+    lin.weight_gradient(table, dy, GradMode::accumulate);  // twice the gradient
+    const auto twice_from_table = arena.grads().to_vector();
+    lin.backward_from(x, dy, {}, GradMode::overwrite);
+    lin.backward_from(x, dy, {}, GradMode::accumulate);
+    CHECK(arena.grads().to_vector() == twice_from_table);
+    std::vector<float> before = arena.grads().to_vector();
+    lin.weight_gradient(table, dy, GradMode::ignore);
+    CHECK(arena.grads().to_vector() == before);
+    Tensor<float> wrong(Shape{rows, 8});
+    CHECK(lst_test::error_of([&] { lin.apply(table, wrong); }).find("ladder") != std::string::npos);
+    CHECK(lst_test::error_of([&] {
+            lin.weight_gradient(table, wrong, GradMode::overwrite);
+          }).find("ladder") != std::string::npos);
+  }
 }

@@ -10,12 +10,13 @@ using namespace lst;
 
 namespace {
 
-std::vector<EncodedExample> tiny_task(std::size_t n, std::uint64_t seed) {
+std::vector<EncodedExample> tiny_task(std::size_t n, std::uint64_t seed, std::uint32_t min_length = 3,
+                                      std::uint32_t lengths = 7) {
   Rng rng(seed);
   std::vector<EncodedExample> out;
   for (std::size_t i = 0; i < n; ++i) {
     EncodedExample e;
-    const std::size_t len = 3 + rng.below(7);
+    const std::size_t len = min_length + rng.below(lengths);
     e.ids.push_back(2);
     for (std::size_t t = 1; t + 1 < len; ++t) e.ids.push_back(std::int32_t(5 + rng.below(11)));
     e.ids.push_back(3);
@@ -122,4 +123,47 @@ TEST_CASE("with tap caching, epochs after the first skip the backbone and train 
   // Bit for bit: the cache holds the backbone's f32 states exactly, and the ladders sum their weight
   // gradients sequence by sequence whether they read the cache in place or a copy.
   CHECK(t2.losses() == t1.losses());
+}
+
+TEST_CASE(
+    "ladders read an f32 tap cache in place: no copy of a cached state but the embeddings', same bits") {
+  // Wide enough (ladders 32 -> 16) and batches long enough (>= 256 tokens) for the narrow kernel, which reads
+  // the cached rows where they lie; the tiny model above takes the gathered fallback.
+  io::BertConfig c = lst_test::tiny_config();
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 40;
+  lst_test::TempDir dir("lst_cache_in_place");
+  lst_test::write_tiny_checkpoint(dir / "model.safetensors", 7, c);
+  const io::SafetensorsFile weights(dir / "model.safetensors");
+  const auto train = tiny_task(48, 5, 20, 11), dev = tiny_task(8, 6, 20, 11);
+  SideOptions o;
+  TrainConfig cfg;
+  cfg.epochs = 2;
+  cfg.batch_size = 16;
+  cfg.lr = 3e-3;
+  cfg.progress = false;
+  BertLadderSideTuning<LstConfig<2>> plain(c, weights, 2, o, 9);
+  Trainer t1(plain, cfg, train, dev, io::GlueTask::sst2);
+  t1.run();
+  BertLadderSideTuning<LstConfig<2>> cached(c, weights, 2, o, 9);
+  cached.enable_tap_cache(train, TapCache::Storage::ram);
+  Trainer t2(cached, cfg, train, dev, io::GlueTask::sst2);
+  t2.run();
+  REQUIRE(cached.cached_batches() == 3);
+  CHECK(t2.losses() == t1.losses());
+
+  // One more cached step: the only state copied into category `taps` is the embeddings' (dropout changes
+  // them); the three layers' ladders keep addresses into the cache.
+  std::vector<std::uint32_t> rows(16);
+  std::size_t tokens = 0;
+  for (std::uint32_t i = 0; i < 16; ++i) tokens += train[rows[i] = i].ids.size();
+  REQUIRE(tokens >= 256);
+  const Batch batch = make_batch(train, rows.data(), rows.size());
+  MemoryTracker& t = memory_tracker();
+  const std::size_t taps_before = t.current(MemCategory::taps);
+  t.reset_peaks();
+  cached.train_step(batch, 99);
+  CHECK(cached.cached_batches() == 4);
+  CHECK(t.peak(MemCategory::taps) - taps_before == tokens * std::size_t(c.hidden_size) * sizeof(float));
 }

@@ -41,9 +41,10 @@ struct TempDir {
   std::string operator/(const std::string& f) const { return (path / f).string(); }
 };
 
-/// Random weights (N(0, 0.2), seed `seed`) for tiny_config(), saved under Hugging Face's names.
-inline void write_tiny_checkpoint(const std::string& path, std::uint64_t seed = 7) {
-  lst::BertEncoder<float> bert(tiny_config(), false);
+/// Random weights (N(0, 0.2), seed `seed`) for tiny_config() (or `config`), saved under Hugging Face's names.
+inline void write_tiny_checkpoint(const std::string& path, std::uint64_t seed = 7,
+                                  const lst::io::BertConfig& config = tiny_config()) {
+  lst::BertEncoder<float> bert(config, false);
   lst::Rng rng(seed);
   auto& params = bert.parameters();
   for (std::size_t i = 0; i < params.count(); ++i) lst::init::normal(params.value(i), rng, 0.2);

@@ -178,17 +178,29 @@ class BertLadderSideTuning final : public LstTaskModel {
           if (tap > 0) m_side.on_tap(ctx, tap, ConstView<T>());  // a block without ladder input, or skipped
           continue;
         }
-        // A fresh tensor per state, given to the side network: a ladder that saves its input in f32 keeps it
-        // instead of a copy. The real tokens only, packed as the side network computes them.
-        Tensor<T> state(Shape{ctx.rows.rows(), d},
-                        mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
-        for (index_t b = 0; b < B; ++b) {
+        const auto example_of = [&](index_t b) {
           const std::uint32_t example = batch.rows[std::size_t(b)];
           const std::size_t tokens = batch.source->at(example).ids.size();
           LST_CHECK(ctx.rows.length(b) == index_t(tokens), "LST: batch row ", b, " has ", ctx.rows.length(b),
                     " real tokens, its cached example ", example, " ", tokens);
-          m_cache->load(example, slot, state.data() + ctx.rows.first_row(b) * d);
+          return example;
+        };
+        if (m_cache->dtype() == TapDtype::f32) {  // the packed rows where they lie in the cache, no copy
+          std::vector<const T*> rows(std::size_t(ctx.rows.rows()));
+          for (index_t b = 0; b < B; ++b) {
+            const float* state = m_cache->state(example_of(b), slot);
+            for (index_t t = 0; t < ctx.rows.length(b); ++t)
+              rows[std::size_t(ctx.rows.first_row(b) + t)] = state + t * d;
+          }
+          m_side.on_tap(ctx, tap, std::move(rows));
+          continue;
         }
+        // A fresh tensor per state, given to the side network: a ladder that saves its input in f32 keeps it
+        // instead of a copy. The real tokens only, packed as the side network computes them.
+        Tensor<T> state(Shape{ctx.rows.rows(), d},
+                        mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+        for (index_t b = 0; b < B; ++b)
+          m_cache->load(example_of(b), slot, state.data() + ctx.rows.first_row(b) * d);
         m_side.on_tap(ctx, tap, std::move(state));
       }
     } else {

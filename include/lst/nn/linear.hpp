@@ -84,6 +84,44 @@ class Linear {
     gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
   }
 
+  /// y (N, out) = x W^T + b for an input whose N rows lie anywhere (a batch read in place from the tap
+  /// cache): the bits of apply() on those rows gathered into one block, without gathering them where the
+  /// narrow kernel takes the product.
+  void apply(const cpu::RowTable& x, TensorView<T, Backend> y) const {
+    static_assert(std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>,
+                  "row tables are float, on the CPU");
+    LST_CHECK_SHAPE(x.cols == m_in && y.shape().rows() == x.rows && y.shape().cols() == m_out, "Linear '",
+                    m_name, "': input rows (", x.rows, ", ", x.cols, ") and output y ", y.shape(),
+                    " must be (N, ", m_in, ") and (N, ", m_out, ")");
+    if (cpu::narrow_gemm_applies(Trans::no, x.rows, m_out, m_in)) {
+      cpu::narrow_gemm_rows(x, m_weight.value(), MatrixRef<T, Backend>(y),
+                            has_bias() ? m_bias.value().data() : nullptr);
+      return;
+    }
+    apply(gathered(x), y);
+  }
+
+  /// Parameter gradients (following `gm`) from an input whose rows lie anywhere and the output gradient dy:
+  /// the bits of backward_from() with those rows gathered, and no input gradient.
+  void weight_gradient(const cpu::RowTable& x, ConstView<T, Backend> dy, GradMode gm) const {
+    static_assert(std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>,
+                  "row tables are float, on the CPU");
+    LST_CHECK_SHAPE(x.cols == m_in && dy.shape().rows() == x.rows && dy.shape().cols() == m_out, "Linear '",
+                    m_name, "': input rows (", x.rows, ", ", x.cols, ") and output gradient dy ", dy.shape(),
+                    " must be (N, ", m_in, ") and (N, ", m_out, ")");
+    if (gm == GradMode::ignore) return;
+    if (!cpu::narrow_gemm_applies(Trans::yes, m_out, m_in, x.rows)) {
+      backward_from(gathered(x), dy, {}, gm);
+      return;
+    }
+    const TensorView<T, Backend> dw = m_weight.grad();
+    LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
+              "': parameter gradients requested from a frozen arena");
+    cpu::narrow_gemm_rows_weight_gradient(dy, x, gm == GradMode::accumulate ? T(1) : T(0),
+                                          MatrixRef<T, Backend>(dw));
+    bias_gradient(dy, gm);
+  }
+
   /// Backward from an explicit input x (..., in) and output gradient dy (..., out).
   void backward_from(ConstView<T, Backend> x, ConstView<T, Backend> dy, TensorView<T, Backend> dx,
                      GradMode gm, T dx_beta = T(0)) const {
@@ -104,13 +142,7 @@ class Linear {
                 "': parameter gradients requested from a frozen arena");
       const T beta = gm == GradMode::accumulate ? T(1) : T(0);
       gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta, MatrixRef<T, Backend>(dw));  // dW (out, in) = dy^T x
-      if (has_bias()) {
-        const TensorView<T, Backend> db = m_bias.grad();
-        if (gm == GradMode::accumulate)
-          db += col_sum(dy);  // db (out) = sum of dy over rows
-        else
-          db = col_sum(dy);
-      }
+      bias_gradient(dy, gm);
     }
     if (dx.data() != nullptr) input_gradient(dy, dx, dx_beta);
   }
@@ -128,6 +160,21 @@ class Linear {
   }
 
  private:
+  /// db (out) = the sum of dy over its rows, following gm (not ignore).
+  void bias_gradient(ConstView<T, Backend> dy, GradMode gm) const {
+    if (!has_bias()) return;
+    const TensorView<T, Backend> db = m_bias.grad();
+    if (gm == GradMode::accumulate)
+      db += col_sum(dy);
+    else
+      db = col_sum(dy);
+  }
+  /// The rows of x in one block (workspace), for the products the narrow kernel does not take.
+  static Tensor<T, Backend> gathered(const cpu::RowTable& x) {
+    Tensor<T, Backend> g(Shape{x.rows, x.cols}, MemCategory::workspace);
+    for (index_t i = 0; i < x.rows; ++i) std::copy_n(x.row[i], x.cols, g.data() + i * x.cols);
+    return g;
+  }
   void check_input(const ConstView<T, Backend>& x, const char* what) const {
     LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_in, "Linear '", m_name, "': ", what, " has shape ",
                     x.shape(), ", expected last dimension ", m_in, " (weight shape (", m_out, ", ", m_in,

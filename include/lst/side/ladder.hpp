@@ -6,9 +6,12 @@
 ///        needs it), stored as f32 or, to halve that cost, as f16 / bf16 in category `taps`.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "../core/dtype.hpp"
 #include "../core/random.hpp"
@@ -25,6 +28,7 @@ class Ladder {
     Tensor<T, Backend> input;                   // (B, T, d) saved state, f32 storage
     Tensor<std::uint16_t, Backend> input_half;  // (B, T, d) saved state, f16 / bf16 bits
     Tensor<T, Backend> middle;                  // (B, T, k) low-rank only: the first projection's output
+    std::vector<const T*> input_rows;           // (N) the saved state's rows where they lie (reads_in_place)
     TapDtype dtype = TapDtype::f32;
   };
 
@@ -69,10 +73,33 @@ class Ladder {
       save(ctx, x.cview());
     return ctx;
   }
+  /// Whether forward() can take its input as rows that lie anywhere (a row table) and keep only their
+  /// addresses for backward: a dense ladder saving f32 (the others keep a converted or projected copy).
+  bool reads_in_place(TapDtype dtype) const { return float_on_cpu && !m_down && dtype == TapDtype::f32; }
+
+  /// As above, with the N input rows where they lie (row i at rows[i], d values each), in place: for
+  /// reads_in_place() ladders, whose context keeps the row addresses (the rows must outlive backward). The
+  /// bits of forward() on those rows gathered into one block.
+  Context forward(std::vector<const T*>&& rows, TensorView<T, Backend> y, Mode mode) const {
+    LST_CHECK(reads_in_place(TapDtype::f32), "ladder '", m_name,
+              "': a low-rank ladder does not read rows in place");
+    Context ctx;
+    m_dense->apply(cpu::RowTable{rows.data(), index_t(rows.size()), in_features()}, y);
+    if (mode == Mode::training) ctx.input_rows = std::move(rows);
+    return ctx;
+  }
+
   /// Parameter gradients from dy (B, T, d/r); the backbone gets no gradient, so there is no dx. `input`
   /// overrides the saved state (the embedding ladder re-applies its dropout mask to it).
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm,
                 ConstView<T, Backend> input = {}) const {
+    if constexpr (float_on_cpu) {
+      if (input.empty() && !ctx.input_rows.empty()) {
+        m_dense->weight_gradient(
+            cpu::RowTable{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()}, dy, gm);
+        return;
+      }
+    }
     Tensor<T, Backend> restored;
     if (input.empty()) {
       LST_CHECK(!ctx.input.empty() || !ctx.input_half.empty(), "ladder '", m_name,
@@ -93,6 +120,12 @@ class Ladder {
 
   /// The saved state as T (converted from its storage type): what backward and tap caching read.
   Tensor<T, Backend> restore(const Context& ctx) const {
+    if (!ctx.input_rows.empty()) {
+      Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
+      for (std::size_t i = 0; i < ctx.input_rows.size(); ++i)
+        std::copy_n(ctx.input_rows[i], in_features(), x.data() + index_t(i) * in_features());
+      return x;
+    }
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
     Tensor<T, Backend> x(ctx.input_half.shape());
     from_half_storage(ctx.dtype, ctx.input_half.data(), x.data(), std::size_t(x.numel()));
@@ -100,6 +133,9 @@ class Ladder {
   }
 
  private:
+  /// Row tables (rows read in place) are float, on the CPU.
+  static constexpr bool float_on_cpu = std::is_same_v<T, float> && std::is_same_v<Backend, Cpu>;
+
   /// y = ladder(x), and the low-rank middle in training mode; the caller saves x.
   Context project(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
     Context ctx;

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../io/bert_config.hpp"
@@ -209,13 +210,22 @@ class SideNetwork {
   /// States the network does not read (dropped layers) may be skipped; a state it runs a block at but reads
   /// no ladder from (GateMode::none) may be an empty view. States must arrive in increasing order.
   void on_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden) const {
-    take_tap(ctx, index, hidden, nullptr);
+    take_tap(ctx, index, hidden, nullptr, nullptr);
   }
   /// As above, with a state the caller gives away (one read back from the tap cache): a packed one (N, d) is
   /// what a ladder that saves its input in f32 keeps, instead of a copy. Allocate it as MemCategory::taps in
   /// training mode.
   void on_tap(Context& ctx, index_t index, Tensor<T, Backend>&& hidden) const {
-    take_tap(ctx, index, hidden.cview(), &hidden);
+    take_tap(ctx, index, hidden.cview(), &hidden, nullptr);
+  }
+  /// As above, with the real tokens where they lie: row i of the packed (N, d) state at rows[i] (a batch read
+  /// in place from the tap cache). A ladder that saves its input in f32 keeps these addresses, not a copy,
+  /// so the rows must outlive backward(); the embeddings (which dropout changes) and other ladders take a
+  /// copy. The same bits as the packed state itself.
+  void on_tap(Context& ctx, index_t index, std::vector<const T*>&& rows) const {
+    LST_CHECK_SHAPE(index_t(rows.size()) == ctx.rows.rows(), "side network: backbone state ", index, " has ",
+                    rows.size(), " rows, expected the batch's ", ctx.rows.rows(), " real tokens");
+    take_tap(ctx, index, ConstView<T, Backend>(), nullptr, &rows);
   }
 
   /// After the last tap: features (B, d) = up(dropout(final_norm(s[:, 0]))), the [CLS] state (or, with
@@ -312,28 +322,36 @@ class SideNetwork {
     return m_options.cls_only_last_block && !m_options.mean_pooling && m_options.gate != GateMode::after;
   }
 
-  /// ctx.backbone_out (B, d) = the backbone's final state (packed, (N, d)) at [CLS], or its mean over the
-  /// real tokens.
-  void pool_backbone_output(Context& ctx, ConstView<T, Backend> packed) const {
+  /// ctx.backbone_out (B, d) = the backbone's final state at [CLS], or its mean over the real tokens; packed
+  /// row r of the state at row(r).
+  template <class RowOf>
+  void pool_backbone_output(Context& ctx, const RowOf& row) const {
     const index_t B = ctx.batch, d = m_backbone.hidden_size;
     ctx.backbone_out = Tensor<T, Backend>(  // every row is written below
         Shape{B, d}, ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
     for (index_t b = 0; b < B; ++b) {
       T* out = ctx.backbone_out.data() + b * d;
-      const T* h = packed.data() + ctx.rows.first_row(b) * d;
+      const index_t r0 = ctx.rows.first_row(b);
       if (m_options.output_gate == OutputGate::cls)
-        std::copy(h, h + d, out);
+        std::copy_n(row(r0), d, out);
       else
-        mean_of_rows(h, ctx.rows.length(b), d, out);
+        mean_of_rows_at([&](index_t t) { return row(r0 + t); }, ctx.rows.length(b), d, out);
     }
   }
 
   /// out (C) = the mean of the rows of x (n, C). Returns the weight 1 / n each row got.
   static T mean_of_rows(const T* x, index_t n, index_t C, T* out) {
+    return mean_of_rows_at([&](index_t t) { return x + t * C; }, n, C, out);
+  }
+  /// As above, row t at row(t).
+  template <class RowOf>
+  static T mean_of_rows_at(const RowOf& row, index_t n, index_t C, T* out) {
     const T w = T(1) / T(std::max<index_t>(n, 1));
     std::fill(out, out + C, T(0));
-    for (index_t t = 0; t < n; ++t)
-      for (index_t c = 0; c < C; ++c) out[c] += w * x[t * C + c];
+    for (index_t t = 0; t < n; ++t) {
+      const T* x = row(t);
+      for (index_t c = 0; c < C; ++c) out[c] += w * x[c];
+    }
     return w;
   }
 
@@ -360,8 +378,10 @@ class SideNetwork {
     return mu;
   }
 
-  /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null).
-  void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned) const {
+  /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null); `rows`, when
+  /// not null, gives the packed state's rows where they lie instead of `hidden`.
+  void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned,
+                std::vector<const T*>* rows) const {
     LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
               "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
@@ -369,12 +389,30 @@ class SideNetwork {
     const bool output_gate_reads = m_output_gate.valid() && index == m_backbone.num_hidden_layers;
     if (dropped_layer && !output_gate_reads) return;  // a dropped layer: no ladder, gate or block
     const bool training = ctx.mode == Mode::training;
-    // Packed unless no ladder reads it (GateMode::none) and the output gate does not either.
+    const std::size_t slot =
+        dropped_layer || index == 0 ? 0 : std::size_t(m_slot_of_layer[std::size_t(index - 1)]);
+    const index_t d = m_backbone.hidden_size;
+    // Rows in place go straight to a ladder that reads them so; anything else reads a packed copy. Packed
+    // unless no ladder reads it (GateMode::none) and the output gate does not either.
+    const bool in_place = rows && index > 0 && !dropped_layer && m_options.gate != GateMode::none &&
+                          m_ladders[slot]->reads_in_place(m_options.tap_dtype);
+    const MemCategory category = training && !dropped_layer ? MemCategory::taps : MemCategory::workspace;
     Tensor<T, Backend> packed;
-    if (index == 0 || m_options.gate != GateMode::none || output_gate_reads)
-      packed = packed_state(ctx, index, hidden, owned,
-                            training && !dropped_layer ? MemCategory::taps : MemCategory::workspace);
-    if (output_gate_reads) pool_backbone_output(ctx, packed);
+    if (!in_place && (index == 0 || m_options.gate != GateMode::none || output_gate_reads)) {
+      if (rows) {
+        packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
+        for (std::size_t r = 0; r < rows->size(); ++r)
+          std::copy_n((*rows)[r], d, packed.data() + index_t(r) * d);
+      } else {
+        packed = packed_state(ctx, index, hidden, owned, category);
+      }
+    }
+    if (output_gate_reads) {
+      if (in_place)
+        pool_backbone_output(ctx, [&](index_t r) { return (*rows)[std::size_t(r)]; });
+      else
+        pool_backbone_output(ctx, [&](index_t r) { return packed.data() + r * d; });
+    }
     if (dropped_layer) return;
     ++ctx.events;
     if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
@@ -384,18 +422,26 @@ class SideNetwork {
           m_embedding_ladder->forward(std::move(packed), ctx.state, ctx.mode, m_options.tap_dtype);
       return;
     }
-    fuse_and_run(ctx, std::size_t(m_slot_of_layer[std::size_t(index - 1)]), std::move(packed));
+    fuse_and_run(ctx, slot, [&](TensorView<T, Backend> z) {
+      const Ladder<T, Backend>& ladder = *m_ladders[slot];
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<Backend, Cpu>) {  // reads_in_place() else
+        if (in_place) return ladder.forward(std::move(*rows), z, ctx.mode);
+      }
+      return ladder.forward(std::move(packed), z, ctx.mode, m_options.tap_dtype);
+    });
   }
 
-  /// The fusion and block of kept slot `slot`, reading the packed backbone state `packed` (N, d), or none.
-  void fuse_and_run(Context& ctx, std::size_t slot, Tensor<T, Backend>&& packed) const {
+  /// The fusion and block of kept slot `slot`; ladder(z) writes the ladder's output into z (N, d/r) and
+  /// returns its context (not called with GateMode::none).
+  template <class RunLadder>
+  void fuse_and_run(Context& ctx, std::size_t slot, const RunLadder& ladder) const {
     LayerContext lc;
     const bool training = ctx.mode == Mode::training;
     const MemCategory keep = training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend>& s = ctx.state;
     if (m_options.gate != GateMode::none) {
       lc.ladder_out = Tensor<T, Backend>(ctx.shape, keep);
-      lc.ladder = m_ladders[slot]->forward(std::move(packed), lc.ladder_out, ctx.mode, m_options.tap_dtype);
+      lc.ladder = ladder(lc.ladder_out.view());
     }
     const GateMode g = m_options.gate;
     if (g == GateMode::before) {  // s = mu s + (1 - mu) z, then the block

@@ -117,6 +117,15 @@ class TapCache {
     }
     to_half_storage(m_dtype, state, reinterpret_cast<std::uint16_t*>(dst), n);
   }
+  /// Example `row`'s state for `slot` where it lies (length x width floats), for an f32 cache: what a ladder
+  /// reads in place instead of a copy. Valid while the cache lives.
+  const float* state(std::uint32_t row, index_t slot) const {
+    LST_CHECK(m_dtype == TapDtype::f32, "tap cache: a ", to_string(m_dtype),
+              " cache has no float states to read in place");
+    LST_CHECK(filled(row), "tap cache: example ", row, " was never stored");
+    return reinterpret_cast<const float*>(at(row, slot));
+  }
+  TapDtype dtype() const { return m_dtype; }
   /// Marks `row` complete (after every slot was stored).
   void mark_filled(std::uint32_t row) { m_filled[row] = 1; }
   /// Reads example `row`'s state for `slot` into `out` (length x width floats). With `rows` > 0, `out` holds

@@ -45,18 +45,61 @@ inline bool narrow_gemm_applies(Trans ta, index_t M, index_t N, index_t K) {
   return K >= 256 && std::min(M, N) <= 64 && std::max(M, N) <= 384;
 }
 
+/// A (rows, cols) float matrix whose rows lie anywhere: row i starts at row[i]. The ladders read a batch
+/// of cached backbone states this way, in place in the tap cache, instead of gathering the examples' rows
+/// into one block first.
+struct RowTable {
+  const float* const* row = nullptr;
+  index_t rows = 0, cols = 0;
+};
+
 namespace detail {
+/// The operands of a tile, as offsets into the caller's matrices. op(A)(i, k) is `at(i, k)`; op(B) row k
+/// starts at `row(k)`. `unit_k` says op(A) holds activations row by row (A itself, not dY^T).
+struct StridedA {  // op(A)(i, k) = p[i * row + k * col]
+  const float* p;
+  index_t row, col;
+  float at(index_t i, index_t k) const { return p[i * row + k * col]; }
+  StridedA rows_from(index_t i) const { return {p + i * row, row, col}; }
+  StridedA k_from(index_t k) const { return {p + k * col, row, col}; }
+  const float* line_of_row(index_t i, index_t k) const { return p + i * row + k * col; }
+  bool unit_k() const { return col == 1; }
+};
+struct TableA {  // op(A)(i, k) = r[i][col0 + k]: activations whose rows lie anywhere
+  const float* const* r;
+  index_t col0;
+  float at(index_t i, index_t k) const { return r[i][col0 + k]; }
+  TableA rows_from(index_t i) const { return {r + i, col0}; }
+  TableA k_from(index_t k) const { return {r, col0 + k}; }
+  const float* line_of_row(index_t i, index_t k) const { return r[i] + col0 + k; }
+  bool unit_k() const { return true; }
+};
+struct StridedB {  // op(B) row k at p + k * ld
+  const float* p;
+  index_t ld;
+  const float* row(index_t k) const { return p + k * ld; }
+  StridedB cols_from(index_t j) const { return {p + j, ld}; }
+  StridedB k_from(index_t k) const { return {p + k * ld, ld}; }
+};
+struct TableB {  // op(B) row k at r[k] + col0: activations whose rows lie anywhere (a weight gradient's X)
+  const float* const* r;
+  index_t col0;
+  const float* row(index_t k) const { return r[k] + col0; }
+  TableB cols_from(index_t j) const { return {r, col0 + j}; }
+  TableB k_from(index_t k) const { return {r + k, col0}; }
+};
+
 /// One step over k of a tile: acc[i][:] += op(A)(i, k) op(B)(k, :) for its MR rows.
-template <int MR, int NP>
-LST_ALWAYS_INLINE void narrow_step(Packet<float> (&acc)[MR][NP], index_t k, const float* a, index_t a_row,
-                                   index_t a_col, const float* b, index_t ldb) {
+template <int MR, int NP, class A, class B>
+LST_ALWAYS_INLINE void narrow_step(Packet<float> (&acc)[MR][NP], index_t k, const A& a, const B& b) {
   namespace ei = Eigen::internal;
   using P = Packet<float>;
   constexpr index_t L = packet_size<float>;
   P bk[NP];
-  for (int j = 0; j < NP; ++j) bk[j] = ei::ploadu<P>(b + k * ldb + j * L);
+  const float* bk_row = b.row(k);
+  for (int j = 0; j < NP; ++j) bk[j] = ei::ploadu<P>(bk_row + j * L);
   for (int i = 0; i < MR; ++i) {
-    const P ai = ei::pset1<P>(a[i * a_row + k * a_col]);
+    const P ai = ei::pset1<P>(a.at(i, k));
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pmadd(ai, bk[j], acc[i][j]);
   }
 }
@@ -65,18 +108,17 @@ LST_ALWAYS_INLINE void narrow_step(Packet<float> (&acc)[MR][NP], index_t k, cons
 inline constexpr index_t narrow_prefetch_distance = 16;
 
 /// C tile (MR, NP packets) = alpha * sum over k < K of op(A)(i, k) op(B)(k, :) + beta * C (+ the tile's NP
-/// packets of a bias row, when not null); op(A)(i, k) at a[i * a_row + k * a_col], op(B) row k at
-/// b + k * ldb. beta = 0 does not read C.
+/// packets of a bias row, when not null). beta = 0 does not read C.
 ///
 /// With `prefetch`, the tile prefetches while it computes: in the side network the operands come out of
 /// L2 and beyond (the previous pass wrote them), not out of L1 ("cold" in bench_core's narrow GEMM table).
-/// With op(A) = activations (a_col = 1) it prefetches the next tile's MR rows, one cache line every other
-/// step over k; with op(A) = dY^T (a weight gradient) every tile walks down the same rows of dY and X, and it
+/// With op(A) = activations (unit_k) it prefetches the next tile's MR rows, one cache line every other step
+/// over k; with op(A) = dY^T (a weight gradient) every tile walks down the same rows of dY and X, and it
 /// prefetches them `narrow_prefetch_distance` steps ahead. The arithmetic (one chain of fused multiply-adds
-/// per element, in k order) is the same either way.
-template <int MR, int NP>
-void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t a_col, const float* b,
-                 index_t ldb, float beta, const float* bias, float* c, index_t ldc, bool prefetch) {
+/// per element, in k order) is the same either way, and the same wherever the rows lie.
+template <int MR, int NP, class A, class B>
+void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, const float* bias, float* c,
+                 index_t ldc, bool prefetch) {
   namespace ei = Eigen::internal;
   using P = Packet<float>;
   constexpr index_t L = packet_size<float>;
@@ -85,22 +127,23 @@ void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t 
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
   index_t k = 0;
-  if (prefetch && a_col == 1) {  // line l of the next tile: row l % MR, from float line * (l / MR)
-    const float* next_a = a + MR * a_row;
+  if (prefetch && a.unit_k()) {  // line l of the next tile: its row l % MR, from float line * (l / MR)
+    const A next = a.rows_from(MR);
     const index_t lines = MR * ((K + line - 1) / line);
     for (index_t l = 0; k + 2 <= K; k += 2, ++l) {
-      if (l < lines) LST_PREFETCH(next_a + (l % MR) * a_row + (l / MR) * line);
-      narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
-      narrow_step<MR, NP>(acc, k + 1, a, a_row, a_col, b, ldb);
+      if (l < lines) LST_PREFETCH(next.line_of_row(l % MR, (l / MR) * line));
+      narrow_step<MR, NP>(acc, k, a, b);
+      narrow_step<MR, NP>(acc, k + 1, a, b);
     }
   } else if (prefetch) {
     for (; k + narrow_prefetch_distance < K; ++k) {
-      LST_PREFETCH(a + (k + narrow_prefetch_distance) * a_col);
-      for (int j = 0; j < NP; ++j) LST_PREFETCH(b + (k + narrow_prefetch_distance) * ldb + j * L);
-      narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
+      LST_PREFETCH(a.line_of_row(0, k + narrow_prefetch_distance));
+      const float* ahead = b.row(k + narrow_prefetch_distance);
+      for (int j = 0; j < NP; ++j) LST_PREFETCH(ahead + j * L);
+      narrow_step<MR, NP>(acc, k, a, b);
     }
   }
-  for (; k < K; ++k) narrow_step<MR, NP>(acc, k, a, a_row, a_col, b, ldb);
+  for (; k < K; ++k) narrow_step<MR, NP>(acc, k, a, b);
   const P pa = ei::pset1<P>(alpha), pb = ei::pset1<P>(beta);
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) {
@@ -114,38 +157,71 @@ void narrow_tile(index_t K, float alpha, const float* a, index_t a_row, index_t 
 
 /// Rows [0, M) of C against one column stripe of NP packets: tiles of MR rows, then single rows. MR * NP
 /// accumulators plus NP packets of B fit the 32 AVX-512 registers.
-template <int NP>
-void narrow_stripe(index_t M, index_t K, float alpha, const float* a, index_t a_row, index_t a_col,
-                   const float* b, index_t ldb, float beta, const float* bias, float* c, index_t ldc) {
+template <int NP, class A, class B>
+void narrow_stripe(index_t M, index_t K, float alpha, const A& a, const B& b, float beta, const float* bias,
+                   float* c, index_t ldc) {
   constexpr int MR = NP == 3 ? 8 : 24;
   index_t i = 0;
   for (; i + MR <= M; i += MR) {
-    const bool next_tile = a_col != 1 || i + 2 * MR <= M;  // activations: while a whole tile follows
-    narrow_tile<MR, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc,
-                        next_tile);
+    const bool next_tile = !a.unit_k() || i + 2 * MR <= M;  // activations: while a whole tile follows
+    narrow_tile<MR, NP>(K, alpha, a.rows_from(i), b, beta, bias, c + i * ldc, ldc, next_tile);
   }
-  for (; i < M; ++i)
-    narrow_tile<1, NP>(K, alpha, a + i * a_row, a_row, a_col, b, ldb, beta, bias, c + i * ldc, ldc, false);
+  for (; i < M; ++i) narrow_tile<1, NP>(K, alpha, a.rows_from(i), b, beta, bias, c + i * ldc, ldc, false);
 }
 
 /// C (M, N) block by block over k; one thread's rectangle of C. The bias goes in with the first block, as
 /// into a C preset to it.
-inline void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const float* a, index_t a_row,
-                               index_t a_col, const float* b, index_t ldb, float beta, const float* bias,
-                               float* c, index_t ldc) {
+template <class A, class B>
+void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const A& a, const B& b, float beta,
+                        const float* bias, float* c, index_t ldc) {
   constexpr index_t L = packet_size<float>;
   const index_t block = K <= narrow_gemm_k_block_threshold ? std::max<index_t>(K, 1) : narrow_gemm_k_block;
   for (index_t k0 = 0; k0 == 0 || k0 < K; k0 += block) {
     const index_t kn = std::min(block, K - k0);
     const float beta_k = k0 == 0 ? beta : 1.0f;  // later blocks add into C
-    const float *ak = a + k0 * a_col, *bk = b + k0 * ldb, *bias_k = k0 == 0 ? bias : nullptr;
+    const A ak = a.k_from(k0);
+    const B bk = b.k_from(k0);
+    const float* bias_k = k0 == 0 ? bias : nullptr;
     const auto bias_at = [bias_k](index_t j) { return bias_k ? bias_k + j : nullptr; };
     index_t j = 0;
     for (; j + 3 * L <= N; j += 3 * L)
-      narrow_stripe<3>(M, kn, alpha, ak, a_row, a_col, bk + j, ldb, beta_k, bias_at(j), c + j, ldc);
-    for (; j < N; j += L)
-      narrow_stripe<1>(M, kn, alpha, ak, a_row, a_col, bk + j, ldb, beta_k, bias_at(j), c + j, ldc);
+      narrow_stripe<3>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
+    for (; j < N; j += L) narrow_stripe<1>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
   }
+}
+
+/// C (M, N) = alpha op(A) op(B) + beta C (+ bias) over the threads: split by column stripes where C has few
+/// rows (a weight gradient), else by row blocks of 8.
+template <class A, class B>
+void narrow_gemm_parallel(index_t M, index_t N, index_t K, float alpha, const A& a, const B& b, float beta,
+                          const float* bias, const MatrixRef<float, Cpu>& c) {
+  constexpr index_t L = packet_size<float>;
+  // Small products stay on one thread (a parallel region costs more than they do).
+  const index_t parts = M * N * K >= 64 * parallel_min_elements ? std::max(1, threads()) : 1;
+  const index_t stripes = N / L;
+  const bool by_columns = M < 8 * parts && stripes >= parts;
+  LST_PARALLEL_FOR_IF(parts > 1)
+  for (index_t p = 0; p < parts; ++p) {
+    if (by_columns) {
+      const index_t s0 = stripes * p / parts, s1 = stripes * (p + 1) / parts;
+      narrow_gemm_serial(M, (s1 - s0) * L, K, alpha, a, b.cols_from(s0 * L), beta,
+                         bias ? bias + s0 * L : nullptr, c.data + s0 * L, c.ld);
+    } else {
+      const index_t blocks = (M + 7) / 8, r0 = std::min(M, blocks * p / parts * 8),
+                    r1 = std::min(M, blocks * (p + 1) / parts * 8);
+      narrow_gemm_serial(r1 - r0, N, K, alpha, a.rows_from(r0), b, beta, bias, c.data + r0 * c.ld, c.ld);
+    }
+  }
+}
+
+/// W (N, K) transposed into tracked workspace: op(B) = W^T with contiguous rows.
+inline lst::detail::Buffer<float, Cpu> transposed_weight(const MatrixRef<const float, Cpu>& w) {
+  const index_t N = w.rows, K = w.cols;
+  lst::detail::Buffer<float, Cpu> t(std::size_t(K * N), MemCategory::workspace);
+  float* out = t.data();
+  for (index_t n = 0; n < N; ++n)
+    for (index_t k = 0; k < K; ++k) out[k * N + n] = w.data[n * w.ld + k];
+  return t;
 }
 }  // namespace detail
 
@@ -161,36 +237,40 @@ inline void narrow_gemm(Trans ta, Trans tb, float alpha, const MatrixRef<const f
   lst::detail::check_gemm_shapes(ta, tb, a, b, c);
   LST_CHECK_SHAPE(N % L == 0, "narrow_gemm: C has ", N, " columns, not a whole number of ", L,
                   "-float packets");
-  const index_t a_row = ta == Trans::no ? a.ld : 1, a_col = ta == Trans::no ? 1 : a.ld;
-  lst::detail::Buffer<float, Cpu> transposed;
-  const float* bp = b.data;
-  index_t ldb = b.ld;
-  if (tb == Trans::yes) {  // b is (N, K): op(B) (K, N) row k = column k of b
-    transposed = lst::detail::Buffer<float, Cpu>(std::size_t(K * N), MemCategory::workspace);
-    float* t = transposed.data();
-    for (index_t n = 0; n < N; ++n)
-      for (index_t k = 0; k < K; ++k) t[k * N + n] = b.data[n * b.ld + k];
-    bp = t;
-    ldb = N;
+  const detail::StridedA op_a{a.data, ta == Trans::no ? a.ld : 1, ta == Trans::no ? 1 : a.ld};
+  if (tb == Trans::no) {
+    detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{b.data, b.ld}, beta, bias, c);
+    return;
   }
-  // Small products stay on one thread (a parallel region costs more than they do).
-  const index_t parts = M * N * K >= 64 * parallel_min_elements ? std::max(1, threads()) : 1;
-  const index_t stripes = N / L;
-  // Few rows (a weight gradient): split the column stripes; many rows: split row blocks of 8.
-  const bool by_columns = M < 8 * parts && stripes >= parts;
-  LST_PARALLEL_FOR_IF(parts > 1)
-  for (index_t p = 0; p < parts; ++p) {
-    if (by_columns) {
-      const index_t s0 = stripes * p / parts, s1 = stripes * (p + 1) / parts;
-      detail::narrow_gemm_serial(M, (s1 - s0) * L, K, alpha, a.data, a_row, a_col, bp + s0 * L, ldb, beta,
-                                 bias ? bias + s0 * L : nullptr, c.data + s0 * L, c.ld);
-    } else {
-      const index_t blocks = (M + 7) / 8, r0 = std::min(M, blocks * p / parts * 8),
-                    r1 = std::min(M, blocks * (p + 1) / parts * 8);
-      detail::narrow_gemm_serial(r1 - r0, N, K, alpha, a.data + r0 * a_row, a_row, a_col, bp, ldb, beta, bias,
-                                 c.data + r0 * c.ld, c.ld);
-    }
-  }
+  const auto transposed = detail::transposed_weight(b);  // b is (N, K): op(B) (K, N) row k = column k of b
+  detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{transposed.data(), N}, beta, bias, c);
+}
+
+/// C (M, N) = X W^T (+ bias on every row) for X's M rows in a table and W (N, K): narrow_gemm(Trans::no,
+/// Trans::yes, 1, X, W, 0, C, bias) with X read in place, bit for bit. For narrow_gemm_applies(Trans::no, M,
+/// N, K) shapes.
+inline void narrow_gemm_rows(const RowTable& x, const MatrixRef<const float, Cpu>& w,
+                             const MatrixRef<float, Cpu>& c, const float* bias = nullptr) {
+  const index_t M = c.rows, N = c.cols, K = x.cols;
+  LST_CHECK_SHAPE(x.rows == M && w.rows == N && w.cols == K && narrow_gemm_applies(Trans::no, M, N, K),
+                  "narrow_gemm_rows: X (", x.rows, ", ", x.cols, ") W^T with W (", w.rows, ", ", w.cols,
+                  ") into C (", M, ", ", N, ") is not a narrow product");
+  const auto transposed = detail::transposed_weight(w);
+  detail::narrow_gemm_parallel(M, N, K, 1.0f, detail::TableA{x.row, 0},
+                               detail::StridedB{transposed.data(), N}, 0.0f, bias, c);
+}
+
+/// C (M, N) = dY^T X + beta C for dY (K, M) and X's K rows in a table (a weight gradient):
+/// narrow_gemm(Trans::yes, Trans::no, 1, dY, X, beta, C) with X read in place, bit for bit. For
+/// narrow_gemm_applies(Trans::yes, M, N, K) shapes.
+inline void narrow_gemm_rows_weight_gradient(const MatrixRef<const float, Cpu>& dy, const RowTable& x,
+                                             float beta, const MatrixRef<float, Cpu>& c) {
+  const index_t M = c.rows, N = c.cols, K = x.rows;
+  LST_CHECK_SHAPE(dy.rows == K && dy.cols == M && x.cols == N && narrow_gemm_applies(Trans::yes, M, N, K),
+                  "narrow_gemm_rows_weight_gradient: dY (", dy.rows, ", ", dy.cols, ")^T X (", x.rows, ", ",
+                  x.cols, ") into C (", M, ", ", N, ") is not a narrow product");
+  detail::narrow_gemm_parallel(M, N, K, 1.0f, detail::StridedA{dy.data, 1, dy.ld}, detail::TableB{x.row, 0},
+                               beta, nullptr, c);
 }
 
 }  // namespace cpu
