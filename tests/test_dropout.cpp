@@ -106,3 +106,33 @@ TEST_CASE("Packed sequences from a right-padded mask, and bad masks") {
         }).find("mask row 0 has no real token") != std::string::npos);
   CHECK(PackedSequences::whole(2, 4).start == std::vector<index_t>{0, 4, 8});
 }
+
+TEST_CASE(
+    "Dropout's float masks (sixteen draws at once where the CPU has AVX-512) are the scalar definition's") {
+  // Element i of the call at `step` is kept iff uniform_in_stream(stream_key(seed, step), i) >= p: checked
+  // for every element, over lengths that leave partial vectors, for a plain tensor and for packed rows.
+  for (const double p : {0.1, 0.3, 0.5}) {
+    const Dropout<float> d(p, 4242);
+    const float scale = float(1.0 / (1.0 - p));
+    const std::uint64_t key = stream_key(4242, 11);
+    const index_t n = 16 * 37 + 9;
+    Tensor<float> x = Tensor<float>::full(Shape{n}, 2.0f), y(x.shape());
+    d.forward(x, y, Mode::training, 11);
+    for (index_t i = 0; i < n; ++i) {
+      const bool keep = uniform_in_stream(key, std::uint64_t(i)) >= float(p);
+      REQUIRE(y.data()[i] == (keep ? 2.0f * scale : 0.0f));
+    }
+    const index_t B = 2, T = 5, C = 24;  // rows of 24: a whole vector and a partial one
+    Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
+    mask.data()[T + 3] = mask.data()[T + 4] = 0;
+    const auto rows = PackedSequences::from_mask(mask.data(), B, T);
+    Tensor<float> in = Tensor<float>::full(Shape{rows.rows(), C}, 2.0f), out(in.shape());
+    d.forward(in, out, Mode::training, 11, &rows);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < rows.length(b); ++t)
+        for (index_t c = 0; c < C; ++c) {
+          const bool keep = uniform_in_stream(key, std::uint64_t((b * T + t) * C + c)) >= float(p);
+          REQUIRE(out.data()[(rows.first_row(b) + t) * C + c] == (keep ? 2.0f * scale : 0.0f));
+        }
+  }
+}

@@ -4,8 +4,15 @@
 /// reproducible.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
@@ -71,9 +78,10 @@ class Dropout {
     T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
     if (ctx.rows.count() == 0) {
+      constexpr index_t chunk = 4096;
       LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
-      for (index_t i = 0; i < n; ++i)
-        y[i] = uniform_in_stream(key, static_cast<std::uint64_t>(i)) >= p ? x[i] * scale : T(0);
+      for (index_t i = 0; i < n; i += chunk)
+        apply_span(key, std::uint64_t(i), p, scale, x + i, y + i, std::min(chunk, n - i));
       return;
     }
     const PackedSequences& rows = ctx.rows;
@@ -82,10 +90,42 @@ class Dropout {
     for (index_t b = 0; b < rows.count(); ++b)
       for (index_t t = 0; t < rows.length(b); ++t) {
         const index_t at = (rows.first_row(b) + t) * C;
-        const std::uint64_t origin = static_cast<std::uint64_t>(rows.origin(b, t) * C);
-        for (index_t c = 0; c < C; ++c)
-          y[at + c] = uniform_in_stream(key, origin + std::uint64_t(c)) >= p ? x[at + c] * scale : T(0);
+        apply_span(key, static_cast<std::uint64_t>(rows.origin(b, t) * C), p, scale, x + at, y + at, C);
       }
+  }
+
+  /// y[j] = x[j] * scale where element first + j of the stream `key` is kept, else 0, for j < n.
+  static void apply_span(std::uint64_t key, std::uint64_t first, float p, T scale, const T* x, T* y,
+                         index_t n) {
+    index_t j = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if constexpr (std::is_same_v<T, float>) {
+      // Sixteen draws at once: uniform_in_stream()'s SplitMix64 round in two vectors of eight 64-bit lanes.
+      // Kept iff the draw's 24 bits u (as the float u 2^-24) are >= p, i.e. u >= ceil(p 2^24): the same mask
+      // bit for bit, without the float conversion.
+      const __m512i keep_from = _mm512_set1_epi64(static_cast<long long>(std::ceil(double(p) * 16777216.0)));
+      const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ull));
+      const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ull));
+      const __m512i m2 = _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebull));
+      const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+      const __m512 pscale = _mm512_set1_ps(scale);
+      const auto kept = [&](std::uint64_t index) {  // lanes index .. index + 7
+        __m512i z = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(index)), lanes);
+        z = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(key)), _mm512_mullo_epi64(z, golden));
+        z = _mm512_add_epi64(z, golden);  // mix64(key + index * golden)
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        return _mm512_cmpge_epu64_mask(_mm512_srli_epi64(z, 40), keep_from);
+      };
+      for (; j + 16 <= n; j += 16) {
+        const __mmask16 m =
+            __mmask16(kept(first + std::uint64_t(j)) | (kept(first + std::uint64_t(j) + 8) << 8));
+        _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps(m, _mm512_loadu_ps(x + j), pscale));
+      }
+    }
+#endif
+    for (; j < n; ++j) y[j] = uniform_in_stream(key, first + std::uint64_t(j)) >= p ? x[j] * scale : T(0);
   }
 
   double m_p;
