@@ -370,12 +370,32 @@ class SideNetwork {
     return packed;
   }
 
-  /// The gate factors mu (one, or one per channel) as a broadcastable (1, c) tensor.
-  Tensor<T, Backend> gate_values(std::size_t slot) const {
+  /// The gate factors mu per side channel (a scalar gate's one factor repeated).
+  std::vector<T> gate_factors(std::size_t slot) const {
     const auto a = m_gates[slot].value();
-    Tensor<T, Backend> mu(Shape{1, a.numel()});
-    for (index_t c = 0; c < a.numel(); ++c) mu.data()[c] = T(sigmoid(double(a.data()[c]) / temperature));
+    std::vector<T> mu(static_cast<std::size_t>(m_width));
+    for (index_t c = 0; c < m_width; ++c)
+      mu[std::size_t(c)] = T(sigmoid(double(a.data()[a.numel() == 1 ? 0 : c]) / temperature));
     return mu;
+  }
+
+  /// s = mu s + (1 - mu) z (the gate of `slot`), in one pass; in training, `kept` gets s as it was (the
+  /// gate's backward reads it).
+  void mix_gate(std::size_t slot, Tensor<T, Backend>& s, const Tensor<T, Backend>& z, bool training,
+                Tensor<T, Backend>& kept) const {
+    const std::vector<T> mu = gate_factors(slot);
+    const index_t C = m_width, rows = s.numel() / C;
+    T* sp = s.data();
+    const T* zp = z.data();
+    if (training) {
+      kept = Tensor<T, Backend>(s.shape(), MemCategory::activations);
+      std::copy_n(sp, s.numel(), kept.data());
+    }
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < C; ++c) {
+        const index_t at = r * C + c;
+        sp[at] = mu[std::size_t(c)] * sp[at] + (T(1) - mu[std::size_t(c)]) * zp[at];
+      }
   }
 
   /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null); `rows`, when
@@ -445,9 +465,7 @@ class SideNetwork {
     }
     const GateMode g = m_options.gate;
     if (g == GateMode::before) {  // s = mu s + (1 - mu) z, then the block
-      const Tensor<T, Backend> mu = gate_values(slot);
-      if (training) lc.other = clone_as(s.cview(), MemCategory::activations);
-      s = mu * s + (T(1) - mu) * lc.ladder_out;
+      mix_gate(slot, s, lc.ladder_out, training, lc.other);
     } else if (g == GateMode::sum) {
       s += lc.ladder_out;
     }
@@ -462,11 +480,8 @@ class SideNetwork {
     } else {
       lc.block = m_blocks[slot].forward(s, no_mask, s, ctx.mode, ctx.step, nullptr, 0, &ctx.rows);
     }
-    if (g == GateMode::after) {  // s = mu block(s) + (1 - mu) z
-      const Tensor<T, Backend> mu = gate_values(slot);
-      if (training) lc.other = clone_as(s.cview(), MemCategory::activations);
-      s = mu * s + (T(1) - mu) * lc.ladder_out;
-    }
+    if (g == GateMode::after)
+      mix_gate(slot, s, lc.ladder_out, training, lc.other);  // s = mu block(s) + (1 - mu) z
     if (!training)
       lc = LayerContext();  // inference keeps nothing
     else if (g == GateMode::sum || g == GateMode::none)
@@ -482,43 +497,47 @@ class SideNetwork {
     Tensor<T, Backend> dz;  // dL/d down_i(h_i)
     if (g == GateMode::after) {
       // s = mu b + (1 - mu) z: db = mu ds, dz = (1 - mu) ds, dmu = sum ds (b - z)
-      const Tensor<T, Backend> mu = gate_values(i);
-      gate_backward(i, ds, lc.other, lc.ladder_out, gm);
-      dz = Tensor<T, Backend>(ctx.shape);
-      dz = (T(1) - mu) * ds;
-      ds = mu * ds;
+      gate_backward(i, ds, lc.other, lc.ladder_out, dz, gm);
     }
     m_blocks[i].backward(lc.block, ds, dtmp, gm);
     std::swap(ds, dtmp);
     if (dtmp.shape() != ctx.shape) dtmp = Tensor<T, Backend>(ctx.shape);  // after a [CLS]-only last block
     if (g == GateMode::before) {
       // s_in = mu s + (1 - mu) z: ds = mu ds_in, dz = (1 - mu) ds_in, dmu = sum ds_in (s - z)
-      const Tensor<T, Backend> mu = gate_values(i);
-      gate_backward(i, ds, lc.other, lc.ladder_out, gm);
-      dz = Tensor<T, Backend>(ctx.shape);
-      dz = (T(1) - mu) * ds;
-      ds = mu * ds;
+      gate_backward(i, ds, lc.other, lc.ladder_out, dz, gm);
     } else if (g == GateMode::sum) {
       dz = ds.clone();
     }
     if (g != GateMode::none) m_ladders[i]->backward(lc.ladder, dz, gm);
   }
 
-  /// dalpha = sum over (B, T) [and channels, for a scalar gate] of ds (a - b) * mu (1 - mu) / T.
-  void gate_backward(std::size_t i, const Tensor<T, Backend>& ds, const Tensor<T, Backend>& a,
-                     const Tensor<T, Backend>& b, GradMode gm) const {
+  /// The gate's backward in one pass over ds = dL/d(mu a + (1 - mu) b): dalpha = sum over rows [and
+  /// channels, for a scalar gate] of ds (a - b) mu (1 - mu) / T, following gm; dz = (1 - mu) ds; ds becomes
+  /// mu ds. The sums run per channel in double, then over channels for a scalar gate.
+  void gate_backward(std::size_t i, Tensor<T, Backend>& ds, const Tensor<T, Backend>& a,
+                     const Tensor<T, Backend>& b, Tensor<T, Backend>& dz, GradMode gm) const {
     const auto alpha = m_gates[i].value(), grad = m_gates[i].grad();
     const index_t C = m_width, rows = ds.numel() / C, n = alpha.numel();
-    std::vector<double> acc(std::size_t(n), 0.0);
+    const std::vector<T> mu = gate_factors(i);
+    dz = Tensor<T, Backend>(ds.shape());
+    std::vector<double> acc(std::size_t(C), 0.0);
+    T* g = ds.data();
+    T* gz = dz.data();
+    const T *ap = a.data(), *bp = b.data();
     for (index_t r = 0; r < rows; ++r)
       for (index_t c = 0; c < C; ++c) {
         const index_t at = r * C + c;
-        acc[std::size_t(n == 1 ? 0 : c)] += double(ds.data()[at]) * double(a.data()[at] - b.data()[at]);
+        acc[std::size_t(c)] += double(g[at]) * double(ap[at] - bp[at]);
+        gz[at] = (T(1) - mu[std::size_t(c)]) * g[at];
+        g[at] = mu[std::size_t(c)] * g[at];
       }
+    if (n == 1) {
+      for (index_t c = 1; c < C; ++c) acc[0] += acc[std::size_t(c)];
+    }
     for (index_t c = 0; c < n; ++c) {
-      const double mu = sigmoid(double(alpha.data()[c]) / temperature);
-      const T g = T(acc[std::size_t(c)] * mu * (1.0 - mu) / temperature);
-      grad.data()[c] = gm == GradMode::accumulate ? grad.data()[c] + g : g;
+      const double m = sigmoid(double(alpha.data()[c]) / temperature);
+      const T d = T(acc[std::size_t(c)] * m * (1.0 - m) / temperature);
+      grad.data()[c] = gm == GradMode::accumulate ? grad.data()[c] + d : d;
     }
   }
 
