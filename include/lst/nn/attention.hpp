@@ -377,10 +377,12 @@ class MultiHeadSelfAttention {
   void transpose_head(const Tensorish& t, index_t first, index_t h, index_t live, T* kt) const {
     const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(live);
     const T* src = t.data() + first * C + h * D;
-    for (index_t d = 0; d < D; ++d) {
-      for (index_t j = 0; j < live; ++j) kt[d * Tp + j] = src[j * C + d];
-      std::fill(kt + d * Tp + live, kt + (d + 1) * Tp, T(0));
-    }
+    cpu::with_head_dim(D, [&](auto width) {  // key by key: D contiguous reads, D unrolled writes
+      constexpr int Dc = decltype(width)::value;
+      for (index_t j = 0; j < live; ++j)
+        for (int d = 0; d < Dc; ++d) kt[d * Tp + j] = src[j * C + d];
+    });
+    for (index_t d = 0; d < D; ++d) std::fill(kt + d * Tp + live, kt + (d + 1) * Tp, T(0));
   }
 
   /// bias (Tp) = 0 for prefix keys and real tokens, -inf for padding (mask row of length Tk - P, or null) and
@@ -517,11 +519,14 @@ class MultiHeadSelfAttention {
     for (index_t i = rows; i < Tq; ++i) std::fill_n(dq.data() + (q0 + i) * C + h * D, D, T(0));
     T* gk = dk.data() + k0 * C + h * D;
     T* gv = dv.data() + k0 * C + h * D;
-    for (index_t j = 0; j < keys; ++j)
-      for (index_t d = 0; d < D; ++d) {
-        gk[j * C + d] = dkt[d * Tp + j];
-        gv[j * C + d] = dvt[d * Tp + j];
-      }
+    cpu::with_head_dim(D, [&](auto width) {
+      constexpr int Dc = decltype(width)::value;
+      for (index_t j = 0; j < keys; ++j)
+        for (int d = 0; d < Dc; ++d) {
+          gk[j * C + d] = dkt[d * Tp + j];
+          gv[j * C + d] = dvt[d * Tp + j];
+        }
+    });
     for (index_t j = keys; j < Tk; ++j) {  // a hidden key gets no gradient
       std::fill_n(gk + j * C, D, T(0));
       std::fill_n(gv + j * C, D, T(0));
