@@ -93,6 +93,18 @@ TEST_CASE("clipping by global norm scales every group by one factor and reports 
   CHECK(global_grad_norm(groups) == doctest::Approx(1.0).epsilon(1e-5));
   pb.grad()(0) = std::nanf("");
   CHECK_THROWS_WITH_AS(clip_grad_norm(groups, 1.0), doctest::Contains("diverged"), Error);
+  // Long groups (whole runs of the partial sums and a tail) against one plain sum.
+  ParameterArena<float> c("c"), e("e");
+  auto pc = c.add("w", Shape{1003});
+  auto pe = e.add("w", Shape{21});
+  c.allocate(true);
+  e.allocate(true);
+  double expected = 0;
+  for (index_t i = 0; i < 1003; ++i)
+    expected += double(pc.grad()(i) = float(i % 17) - 8.0f) * double(pc.grad()(i));
+  for (index_t i = 0; i < 21; ++i) expected += double(pe.grad()(i) = 0.5f * float(i)) * double(pe.grad()(i));
+  CHECK(global_grad_norm(std::vector<ParameterArena<float>*>{&c, &e}) ==
+        doctest::Approx(std::sqrt(expected)));
 }
 
 TEST_CASE("SGD with momentum and decoupled decay matches the update computed by hand") {
