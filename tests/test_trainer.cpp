@@ -100,9 +100,14 @@ TEST_CASE("clipping by global norm scales every group by one factor and reports 
   c.allocate(true);
   e.allocate(true);
   double expected = 0;
-  for (index_t i = 0; i < 1003; ++i)
-    expected += double(pc.grad()(i) = float(i % 17) - 8.0f) * double(pc.grad()(i));
-  for (index_t i = 0; i < 21; ++i) expected += double(pe.grad()(i) = 0.5f * float(i)) * double(pe.grad()(i));
+  for (index_t i = 0; i < 1003; ++i) {
+    pc.grad()(i) = float(i % 17) - 8.0f;
+    expected += double(pc.grad()(i)) * double(pc.grad()(i));
+  }
+  for (index_t i = 0; i < 21; ++i) {
+    pe.grad()(i) = 0.5f * float(i);
+    expected += double(pe.grad()(i)) * double(pe.grad()(i));
+  }
   CHECK(global_grad_norm(std::vector<ParameterArena<float>*>{&c, &e}) ==
         doctest::Approx(std::sqrt(expected)));
 }
