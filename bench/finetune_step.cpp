@@ -7,7 +7,10 @@
 ///   bench_finetune_step [--model DIR] [--batch 32] [--seq 128] [--reps 5] [--threads N] [--method full|lst]
 ///                       [--r 8] [--side-heads H] [--tap-dtype f32|f16|bf16] [--cache-taps off|ram] (--help)
 /// Prints one JSON line with the step time, the tracker's peak bytes per category, and the process RSS after
-/// loading and at its peak (their difference is what training added on top of the loaded model).
+/// loading and at its peak (their difference is what training added on top of the loaded model). With
+/// --cache-taps ram, the peaks are the cached steps' (a later epoch's), after the warm-up update that fills
+/// the cache.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -108,6 +111,14 @@ int main(int argc, char** argv) {
       opt_head.step(2e-5);
       if (rep > 0)
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (rep == 0 && cache_taps) {
+        // Peaks of the steps that read the cache (a later epoch's), not of the warm-up that filled it: the
+        // tracker's, and the process's (glibc hands the warm-up's freed backbone activations back first, then
+        // writing 5 to clear_refs resets VmHWM to the current RSS, Linux 4.0+).
+        memory_tracker().reset_peaks();
+        ::malloc_trim(0);
+        std::ofstream("/proc/self/clear_refs") << "5";
+      }
     }
     std::sort(times.begin(), times.end());
     const double s = times[times.size() / 2];

@@ -28,7 +28,7 @@ for method in full lst; do
   done
 done
 # LST steps fed from the tap cache (epochs after the first): the warm-up update fills it, the timed ones skip
-# the backbone.
+# the backbone (their memory peaks are theirs, after the warm-up's).
 for threads in 1 2; do
   ours=$("$ROOT/build/release/bench/bench_finetune_step" --method lst --r 8 --threads "$threads" --cache-taps ram "$@")
   echo "$ours"
@@ -61,7 +61,9 @@ for method in ('full', 'lst'):
 for c in cached:
     plain = next(r for r in rows if r['impl'] == 'lst' and r['method'] == 'lst' and r['threads'] == c['threads'])
     print(f"lst LST from the tap cache, {c['threads']} thread(s): step {c['step_seconds']:.3f} s, "
-          f"{c['step_seconds'] / plain['step_seconds']:.2f}x the step that runs the backbone")
+          f"{c['step_seconds'] / plain['step_seconds']:.2f}x the step that runs the backbone; tracker peak "
+          f"{c['tracker_total_mib']:.0f} MiB (taps {c['tracker_taps_mib']:.0f}, the cache included), "
+          f"peak RSS {c['peak_rss_mib']:.0f} MiB")
 lst = next(r for r in rows if r['impl'] == 'lst' and r['method'] == 'lst' and r['threads'] == 1)
 print(f"lst LST / lst full: step time {lst['step_seconds'] / lst_full['step_seconds']:.2f}x, "
       f"tracker peak {lst['tracker_total_mib'] / lst_full['tracker_total_mib']:.2f}x, "
