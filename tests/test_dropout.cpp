@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <lst/init/initializers.hpp>
 #include <lst/nn/dropout.hpp>
 
 #include "gradient_check.hpp"
@@ -135,4 +136,28 @@ TEST_CASE(
           REQUIRE(out.data()[(rows.first_row(b) + t) * C + c] == (keep ? 2.0f * scale : 0.0f));
         }
   }
+}
+
+TEST_CASE("Dropout from rows where they lie gives forward()'s bits on the rows gathered") {
+  const Dropout<float> d(0.3, 777);
+  const index_t B = 3, T = 6, C = 40;
+  Tensor<std::int32_t> mask = Tensor<std::int32_t>::full(Shape{B, T}, 1);
+  mask.data()[5] = mask.data()[T + 4] = mask.data()[T + 5] = 0;
+  const auto packed = PackedSequences::from_mask(mask.data(), B, T);
+  Rng rng(5);
+  Tensor<float> buffer(Shape{2 * packed.rows(), C});
+  init::uniform(buffer.view(), rng, -1, 1);
+  std::vector<const float*> at;
+  Tensor<float> gathered(Shape{packed.rows(), C});
+  for (index_t r = 0; r < packed.rows(); ++r) {  // every other row of the buffer, backwards
+    at.push_back(buffer.data() + (2 * packed.rows() - 1 - 2 * r) * C);
+    std::copy_n(at.back(), C, gathered.data() + r * C);
+  }
+  for (const Mode mode : {Mode::training, Mode::inference})
+    for (const PackedSequences* rows : {&packed, static_cast<const PackedSequences*>(nullptr)}) {
+      Tensor<float> from_rows(gathered.shape()), from_block(gathered.shape());
+      d.forward(at.data(), from_rows, mode, 3, rows);
+      d.forward(gathered, from_block, mode, 3, rows);
+      CHECK(from_rows.to_vector() == from_block.to_vector());
+    }
 }

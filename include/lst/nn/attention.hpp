@@ -450,7 +450,10 @@ class MultiHeadSelfAttention {
         const T* qi = q.data() + (q0 + i) * C + h * D;
         T* o = heads.data() + (q0 + i) * C + h * D;
         cpu::SoftmaxRowStats<T> st[N];
-        cpu::attention_rows_forward<T, Dc, N>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
+        if (probs)  // the exps become the kept probabilities below
+          cpu::attention_rows_forward<T, Dc, N, true>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
+        else
+          cpu::attention_rows_forward<T, Dc, N, false>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
         for (int r = 0; r < N; ++r) {
           if (stats) {
             stats[2 * (i + r)] = st[r].max;

@@ -418,7 +418,11 @@ class SideNetwork {
                           m_ladders[slot]->reads_in_place(m_options.tap_dtype);
     const MemCategory category = training && !dropped_layer ? MemCategory::taps : MemCategory::workspace;
     Tensor<T, Backend> packed;
-    if (!in_place && (index == 0 || m_options.gate != GateMode::none || output_gate_reads)) {
+    if (index == 0 && rows) {  // the embeddings' dropout reads the rows in place and writes the packed state
+      packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
+      ctx.embedding_dropout =
+          m_embedding_dropout.forward(rows->data(), packed, ctx.mode, ctx.step, &ctx.rows);
+    } else if (!in_place && (index == 0 || m_options.gate != GateMode::none || output_gate_reads)) {
       if (rows) {
         packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
         for (std::size_t r = 0; r < rows->size(); ++r)
@@ -436,8 +440,9 @@ class SideNetwork {
     if (dropped_layer) return;
     ++ctx.events;
     if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
-      ctx.embedding_dropout =
-          m_embedding_dropout.forward(packed, packed, ctx.mode, ctx.step, &ctx.rows);  // in place
+      if (!rows)
+        ctx.embedding_dropout =
+            m_embedding_dropout.forward(packed, packed, ctx.mode, ctx.step, &ctx.rows);  // in place
       ctx.embedding_ladder =
           m_embedding_ladder->forward(std::move(packed), ctx.state, ctx.mode, m_options.tap_dtype);
       return;

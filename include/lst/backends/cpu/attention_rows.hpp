@@ -71,11 +71,12 @@ inline constexpr int attention_max_rows_per_call = 4;
 
 /// Forward of R consecutive query rows of a head of width D: o (D) = softmax(scale q K^T + bias) V per row.
 /// Row r's q and o sit at q + r ld and o + r ld; kt, vt, bias in the layout above; `e` (R rows of Tp) is
-/// scratch and holds each row's exp(s - max) afterwards (0 past Tk); `stats` (R) gets each row's statistics.
-/// Pass 1 scores the keys and takes their max; pass 2 takes the exps, their sum and the D weighted sums of V
-/// at once, and normalises the D outputs instead of the Tk probabilities. Every row's arithmetic is that of
-/// R = 1.
-template <class T, int D, int R>
+/// scratch, and with KeepExps holds each row's exp(s - max) afterwards (0 past Tk), for a caller that keeps
+/// the probabilities (without, pass 2 does not store them back); `stats` (R) gets each row's statistics. Pass
+/// 1 scores the keys and takes their max; pass 2 takes the exps, their sum and the D weighted sums of V at
+/// once, and normalises the D outputs instead of the Tk probabilities. Every row's arithmetic is that of R
+/// = 1.
+template <class T, int D, int R, bool KeepExps = true>
 void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, const T* vt, const T* bias,
                             index_t Tp, T* e, SoftmaxRowStats<T>* stats) {
   namespace ei = Eigen::internal;
@@ -114,7 +115,7 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
     detail::load_key_packets<T, D>(vt, Tp, j, v);
     for (int r = 0; r < R; ++r) {
       const P x = masked_exp<T>(ei::ploadu<P>(e + r * Tp + j), pmx[r]);
-      ei::pstoreu(e + r * Tp + j, x);
+      if constexpr (KeepExps) ei::pstoreu(e + r * Tp + j, x);
       sum[r] = ei::padd(sum[r], x);
       for (int d = 0; d < D; ++d) acc[r][d] = ei::pmadd(x, v[d], acc[r][d]);
     }
