@@ -140,9 +140,10 @@ class BertLadderSideTuning final : public LstTaskModel {
   SideNetwork<Config>& side() { return m_side; }
   const TaskHead<T>& head() const { return m_head; }
 
-  /// Caches the ladder inputs of `train`'s examples (section "tap caching" of README): the first epoch fills
-  /// the cache, later batches drawn from `train` skip the backbone. `path` is the file for Storage::disk.
-  /// Returns the cache (to report whether a file was reused).
+  /// Caches the ladder inputs of `train`'s examples (section "tap caching" of README), replacing any earlier
+  /// cache (a features() context still holding addresses into that one must not be used after): the first
+  /// epoch fills the cache, later batches drawn from `train` skip the backbone. `path` is the file for
+  /// Storage::disk. Returns the cache (to report whether a file was reused).
   const TapCache& enable_tap_cache(const std::vector<EncodedExample>& train, TapCache::Storage storage,
                                    const std::string& path = {}) override {
     std::vector<std::uint32_t> lengths;
@@ -161,7 +162,8 @@ class BertLadderSideTuning final : public LstTaskModel {
   long backbone_batches() const { return m_backbone_batches; }
 
   /// features (B, d): the side network's output for a batch, running the backbone once, in inference mode
-  /// (or not at all, when every example's states are cached).
+  /// (or not at all, when every example's states are cached). From an f32 cache the returned context's
+  /// ladders keep addresses into the cache: back-propagate it before enable_tap_cache() replaces the cache.
   typename SideNetwork<Config>::Context features(const Batch& batch, TensorView<T> out, Mode mode,
                                                  std::uint64_t step) {
     const index_t B = batch.size(), Tn = batch.length(), d = m_backbone.config().hidden_size;
@@ -195,10 +197,10 @@ class BertLadderSideTuning final : public LstTaskModel {
           m_side.on_tap(ctx, tap, std::move(rows));
           continue;
         }
-        // A fresh tensor per state, given to the side network: a ladder that saves its input in f32 keeps it
-        // instead of a copy. The real tokens only, packed as the side network computes them.
-        Tensor<T> state(Shape{ctx.rows.rows(), d},
-                        mode == Mode::training ? MemCategory::taps : MemCategory::workspace);
+        // An f16 / bf16 cache: each state converted to f32, the real tokens packed as the side network
+        // computes them, for the ladders to read (they keep their own f16 / bf16 copy, so this one is
+        // workspace).
+        Tensor<T> state(Shape{ctx.rows.rows(), d}, MemCategory::workspace);
         for (index_t b = 0; b < B; ++b)
           m_cache->load(example_of(b), slot, state.data() + ctx.rows.first_row(b) * d);
         m_side.on_tap(ctx, tap, std::move(state));

@@ -376,6 +376,8 @@ class MultiHeadSelfAttention {
   template <class Tensorish>
   void transpose_head(const Tensorish& t, index_t first, index_t h, index_t live, T* kt) const {
     const index_t C = m_dim, D = C / m_heads, Tp = cpu::padded_keys<T>(live);
+    LST_CHECK(D <= cpu::attention_row_max_head_dim, "attention '", m_name, "': heads of ", D,
+              " values are wider than the row kernels take");
     const T* src = t.data() + first * C + h * D;
     cpu::with_head_dim(D, [&](auto width) {  // key by key: D contiguous reads, D unrolled writes
       constexpr int Dc = decltype(width)::value;

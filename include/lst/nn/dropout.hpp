@@ -75,17 +75,14 @@ class Dropout {
     const T scale = T(1.0 / (1.0 - m_p));
     const float p = static_cast<float>(m_p);
     const std::uint64_t key = stream_key(m_seed, ctx.step);
-    if (!rows) {
+    const auto row_of = [x_rows](index_t r, index_t) { return x_rows[r]; };
+    if (rows) {
+      apply_rows(key, p, scale, *rows, C, row_of, out);
+    } else {
+      LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
       for (index_t r = 0; r < R; ++r)
         apply_span(key, std::uint64_t(r * C), p, scale, x_rows[r], out + r * C, C);
-      return ctx;
     }
-    for (index_t b = 0; b < rows->count(); ++b)
-      for (index_t t = 0; t < rows->length(b); ++t) {
-        const index_t r = rows->first_row(b) + t;
-        apply_span(key, static_cast<std::uint64_t>(rows->origin(b, t) * C), p, scale, x_rows[r], out + r * C,
-                   C);
-      }
     return ctx;
   }
 
@@ -110,19 +107,25 @@ class Dropout {
     T* y = out.data();
     // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
     if (ctx.rows.count() == 0) {
-      constexpr index_t chunk = 4096;
-      LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
-      for (index_t i = 0; i < n; i += chunk)
-        apply_span(key, std::uint64_t(i), p, scale, x + i, y + i, std::min(chunk, n - i));
+      for_each_chunk(n, 4096, [&](long begin, long end) {
+        apply_span(key, std::uint64_t(begin), p, scale, x + begin, y + begin, end - begin);
+      });
       return;
     }
-    const PackedSequences& rows = ctx.rows;
-    const index_t C = n / rows.rows();
-    LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
+    apply_rows(
+        key, p, scale, ctx.rows, n / ctx.rows.rows(), [x](index_t r, index_t C) { return x + r * C; }, y);
+  }
+
+  /// y's packed rows (C values each) from the rows row_of(r, C), each with the mask of its padded position.
+  template <class RowOf>
+  static void apply_rows(std::uint64_t key, float p, T scale, const PackedSequences& rows, index_t C,
+                         const RowOf& row_of, T* y) {
+    LST_PARALLEL_FOR_IF(rows.rows() * C >= parallel_min_elements)
     for (index_t b = 0; b < rows.count(); ++b)
       for (index_t t = 0; t < rows.length(b); ++t) {
-        const index_t at = (rows.first_row(b) + t) * C;
-        apply_span(key, static_cast<std::uint64_t>(rows.origin(b, t) * C), p, scale, x + at, y + at, C);
+        const index_t r = rows.first_row(b) + t;
+        apply_span(key, static_cast<std::uint64_t>(rows.origin(b, t) * C), p, scale, row_of(r, C), y + r * C,
+                   C);
       }
   }
 

@@ -84,6 +84,15 @@ class Linear {
     gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
   }
 
+  /// Whether both of a training step's products over `rows` input rows (forward and weight gradient) read a
+  /// row table in place; otherwise each gathers the rows first (a caller that keeps the rows for backward is
+  /// better off gathering them once).
+  bool reads_rows_in_place(index_t rows) const {
+    return std::is_same_v<Backend, Cpu> && std::is_same_v<T, float> &&
+           cpu::narrow_gemm_applies(Trans::no, rows, m_out, m_in) &&
+           cpu::narrow_gemm_applies(Trans::yes, m_out, m_in, rows);
+  }
+
   /// y (N, out) = x W^T + b for an input whose N rows lie anywhere (a batch read in place from the tap
   /// cache): the bits of apply() on those rows gathered into one block, without gathering them where the
   /// narrow kernel takes the product.
@@ -172,7 +181,7 @@ class Linear {
   /// The rows of x in one block (workspace), for the products the narrow kernel does not take.
   static Tensor<T, Backend> gathered(const cpu::RowTable& x) {
     Tensor<T, Backend> g(Shape{x.rows, x.cols}, MemCategory::workspace);
-    for (index_t i = 0; i < x.rows; ++i) std::copy_n(x.row[i], x.cols, g.data() + i * x.cols);
+    cpu::gather_rows(x, g.data());
     return g;
   }
   void check_input(const ConstView<T, Backend>& x, const char* what) const {

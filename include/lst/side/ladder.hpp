@@ -73,16 +73,18 @@ class Ladder {
       save(ctx, x.cview());
     return ctx;
   }
-  /// Whether forward() can take its input as rows that lie anywhere (a row table) and keep only their
-  /// addresses for backward: a dense ladder saving f32 (the others keep a converted or projected copy).
-  bool reads_in_place(TapDtype dtype) const { return float_on_cpu && !m_down && dtype == TapDtype::f32; }
+  /// Whether forward() should take `rows` input rows where they lie (a row table) and keep only their
+  /// addresses for backward: a dense ladder saving f32 (the others keep a converted or projected copy) whose
+  /// products read the table in place (else a packed copy, made once, serves both).
+  bool reads_in_place(TapDtype dtype, index_t rows) const {
+    return float_on_cpu && !m_down && dtype == TapDtype::f32 && m_dense->reads_rows_in_place(rows);
+  }
 
   /// As above, with the N input rows where they lie (row i at rows[i], d values each), in place: for
   /// reads_in_place() ladders, whose context keeps the row addresses (the rows must outlive backward). The
   /// bits of forward() on those rows gathered into one block.
   Context forward(std::vector<const T*>&& rows, TensorView<T, Backend> y, Mode mode) const {
-    LST_CHECK(reads_in_place(TapDtype::f32), "ladder '", m_name,
-              "': a low-rank ladder does not read rows in place");
+    LST_CHECK(!m_down, "ladder '", m_name, "': a low-rank ladder does not read rows in place");
     Context ctx;
     m_dense->apply(cpu::RowTable{rows.data(), index_t(rows.size()), in_features()}, y);
     if (mode == Mode::training) ctx.input_rows = std::move(rows);
@@ -118,13 +120,15 @@ class Ladder {
     }
   }
 
-  /// The saved state as T (converted from its storage type): what backward and tap caching read.
+  /// The saved state as T (converted from its storage type, or gathered from where its rows lie).
   Tensor<T, Backend> restore(const Context& ctx) const {
-    if (!ctx.input_rows.empty()) {
-      Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
-      for (std::size_t i = 0; i < ctx.input_rows.size(); ++i)
-        std::copy_n(ctx.input_rows[i], in_features(), x.data() + index_t(i) * in_features());
-      return x;
+    if constexpr (float_on_cpu) {
+      if (!ctx.input_rows.empty()) {
+        Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
+        cpu::gather_rows(cpu::RowTable{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()},
+                         x.data());
+        return x;
+      }
     }
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
     Tensor<T, Backend> x(ctx.input_half.shape());

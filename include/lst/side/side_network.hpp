@@ -387,13 +387,12 @@ class SideNetwork {
     const index_t C = m_width, rows = s.numel() / C;
     T* sp = s.data();
     const T* zp = z.data();
-    if (training) {
-      kept = Tensor<T, Backend>(s.shape(), MemCategory::activations);
-      std::copy_n(sp, s.numel(), kept.data());
-    }
+    if (training) kept = Tensor<T, Backend>(s.shape(), MemCategory::activations);
+    T* kp = training ? kept.data() : nullptr;
     for (index_t r = 0; r < rows; ++r)
       for (index_t c = 0; c < C; ++c) {
         const index_t at = r * C + c;
+        if (kp) kp[at] = sp[at];
         sp[at] = mu[std::size_t(c)] * sp[at] + (T(1) - mu[std::size_t(c)]) * zp[at];
       }
   }
@@ -412,18 +411,19 @@ class SideNetwork {
     const std::size_t slot =
         dropped_layer || index == 0 ? 0 : std::size_t(m_slot_of_layer[std::size_t(index - 1)]);
     const index_t d = m_backbone.hidden_size;
-    // Rows in place go straight to a ladder that reads them so; anything else reads a packed copy. Packed
-    // unless no ladder reads it (GateMode::none) and the output gate does not either.
+    // Rows in place go straight to a ladder that reads them so (and the embeddings' dropout reads them into
+    // its packed output); any other ladder reads a packed copy. The output gate pools rows where they lie.
     const bool in_place = rows && index > 0 && !dropped_layer && m_options.gate != GateMode::none &&
-                          m_ladders[slot]->reads_in_place(m_options.tap_dtype);
+                          m_ladders[slot]->reads_in_place(m_options.tap_dtype, ctx.rows.rows());
     const MemCategory category = training && !dropped_layer ? MemCategory::taps : MemCategory::workspace;
     Tensor<T, Backend> packed;
     if (index == 0 && rows) {  // the embeddings' dropout reads the rows in place and writes the packed state
       packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
       ctx.embedding_dropout =
           m_embedding_dropout.forward(rows->data(), packed, ctx.mode, ctx.step, &ctx.rows);
-    } else if (!in_place && (index == 0 || m_options.gate != GateMode::none || output_gate_reads)) {
-      if (rows) {
+    } else if (!in_place && (index == 0 || (m_options.gate != GateMode::none && !dropped_layer) ||
+                             (output_gate_reads && !rows))) {
+      if (rows) {  // gathered once, for a ladder that keeps a packed copy anyway
         packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
         for (std::size_t r = 0; r < rows->size(); ++r)
           std::copy_n((*rows)[r], d, packed.data() + index_t(r) * d);
@@ -432,7 +432,7 @@ class SideNetwork {
       }
     }
     if (output_gate_reads) {
-      if (in_place)
+      if (rows)
         pool_backbone_output(ctx, [&](index_t r) { return (*rows)[std::size_t(r)]; });
       else
         pool_backbone_output(ctx, [&](index_t r) { return packed.data() + r * d; });

@@ -53,6 +53,11 @@ struct RowTable {
   index_t rows = 0, cols = 0;
 };
 
+/// out (rows, cols) = the table's rows, one after the other.
+inline void gather_rows(const RowTable& x, float* out) {
+  for (index_t i = 0; i < x.rows; ++i) std::copy_n(x.row[i], x.cols, out + i * x.cols);
+}
+
 namespace detail {
 /// The operands of a tile, as offsets into the caller's matrices. op(A)(i, k) is `at(i, k)`; op(B) row k
 /// starts at `row(k)`. `unit_k` says op(A) holds activations row by row (A itself, not dY^T).
@@ -112,10 +117,10 @@ inline constexpr index_t narrow_prefetch_distance = 16;
 ///
 /// With `prefetch`, the tile prefetches while it computes: in the side network the operands come out of
 /// L2 and beyond (the previous pass wrote them), not out of L1 ("cold" in bench_core's narrow GEMM table).
-/// With op(A) = activations (unit_k) it prefetches the next tile's MR rows, one cache line every other step
-/// over k; with op(A) = dY^T (a weight gradient) every tile walks down the same rows of dY and X, and it
-/// prefetches them `narrow_prefetch_distance` steps ahead. The arithmetic (one chain of fused multiply-adds
-/// per element, in k order) is the same either way, and the same wherever the rows lie.
+/// With op(A) = activations (unit_k) it prefetches the next tile's MR rows, a cache line per row every 16
+/// steps over k; with op(A) = dY^T (a weight gradient) every tile walks down the same rows of dY and X, and
+/// it prefetches them `narrow_prefetch_distance` steps ahead. The arithmetic (one chain of fused
+/// multiply-adds per element, in k order) is the same either way, and the same wherever the rows lie.
 template <int MR, int NP, class A, class B>
 void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, const float* bias, float* c,
                  index_t ldc, bool prefetch) {
@@ -128,10 +133,14 @@ void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, con
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
   index_t k = 0;
   if (prefetch && a.unit_k()) {  // line l of the next tile: its row l % MR, from float line * (l / MR)
+    // The next tile's MR ceil(K / line) lines over the K / 2 pairs of steps: one line per pair for 8-row
+    // tiles (exactly enough where K is a whole number of lines), three for 24-row ones.
+    constexpr int per_pair = (MR + 7) / 8;
     const A next = a.rows_from(MR);
     const index_t lines = MR * ((K + line - 1) / line);
-    for (index_t l = 0; k + 2 <= K; k += 2, ++l) {
-      if (l < lines) LST_PREFETCH(next.line_of_row(l % MR, (l / MR) * line));
+    for (index_t l = 0; k + 2 <= K; k += 2) {
+      for (int i = 0; i < per_pair && l < lines; ++i, ++l)
+        LST_PREFETCH(next.line_of_row(l % MR, (l / MR) * line));
       narrow_step<MR, NP>(acc, k, a, b);
       narrow_step<MR, NP>(acc, k + 1, a, b);
     }
