@@ -181,7 +181,7 @@ class Linear {
   /// The rows of x in one block (workspace), for the products the narrow kernel does not take.
   static Tensor<T, Backend> gathered(const cpu::RowTable& x) {
     Tensor<T, Backend> g(Shape{x.rows, x.cols}, MemCategory::workspace);
-    cpu::gather_rows(x, g.data());
+    cpu::gather_rows(x.row, x.rows, x.cols, g.data());
     return g;
   }
   void check_input(const ConstView<T, Backend>& x, const char* what) const {

@@ -122,13 +122,10 @@ class Ladder {
 
   /// The saved state as T (converted from its storage type, or gathered from where its rows lie).
   Tensor<T, Backend> restore(const Context& ctx) const {
-    if constexpr (float_on_cpu) {
-      if (!ctx.input_rows.empty()) {
-        Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
-        cpu::gather_rows(cpu::RowTable{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()},
-                         x.data());
-        return x;
-      }
+    if (!ctx.input_rows.empty()) {
+      Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
+      cpu::gather_rows(ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features(), x.data());
+      return x;
     }
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
     Tensor<T, Backend> x(ctx.input_half.shape());

@@ -417,16 +417,28 @@ class SideNetwork {
                           m_ladders[slot]->reads_in_place(m_options.tap_dtype, ctx.rows.rows());
     const MemCategory category = training && !dropped_layer ? MemCategory::taps : MemCategory::workspace;
     Tensor<T, Backend> packed;
-    if (index == 0 && rows) {  // the embeddings' dropout reads the rows in place and writes the packed state
-      packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
-      ctx.embedding_dropout =
-          m_embedding_dropout.forward(rows->data(), packed, ctx.mode, ctx.step, &ctx.rows);
-    } else if (!in_place && (index == 0 || (m_options.gate != GateMode::none && !dropped_layer) ||
-                             (output_gate_reads && !rows))) {
+    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
+      ++ctx.events;
+      if (rows) {  // the dropout reads the rows where they lie and writes the packed state
+        if (output_gate_reads) pool_backbone_output(ctx, [&](index_t r) { return (*rows)[std::size_t(r)]; });
+        packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
+        ctx.embedding_dropout =
+            m_embedding_dropout.forward(rows->data(), packed, ctx.mode, ctx.step, &ctx.rows);
+      } else {
+        packed = packed_state(ctx, index, hidden, owned, category);
+        if (output_gate_reads)  // a backbone without layers: the output gate reads the embeddings, undropped
+          pool_backbone_output(ctx, [&](index_t r) { return packed.data() + r * d; });
+        ctx.embedding_dropout =
+            m_embedding_dropout.forward(packed, packed, ctx.mode, ctx.step, &ctx.rows);  // in place
+      }
+      ctx.embedding_ladder =
+          m_embedding_ladder->forward(std::move(packed), ctx.state, ctx.mode, m_options.tap_dtype);
+      return;
+    }
+    if (!in_place && ((m_options.gate != GateMode::none && !dropped_layer) || (output_gate_reads && !rows))) {
       if (rows) {  // gathered once, for a ladder that keeps a packed copy anyway
         packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
-        for (std::size_t r = 0; r < rows->size(); ++r)
-          std::copy_n((*rows)[r], d, packed.data() + index_t(r) * d);
+        cpu::gather_rows(rows->data(), ctx.rows.rows(), d, packed.data());
       } else {
         packed = packed_state(ctx, index, hidden, owned, category);
       }
@@ -439,14 +451,6 @@ class SideNetwork {
     }
     if (dropped_layer) return;
     ++ctx.events;
-    if (index == 0) {  // s = down_0(dropout(h_0)); the ladder keeps the dropped state its gradient needs
-      if (!rows)
-        ctx.embedding_dropout =
-            m_embedding_dropout.forward(packed, packed, ctx.mode, ctx.step, &ctx.rows);  // in place
-      ctx.embedding_ladder =
-          m_embedding_ladder->forward(std::move(packed), ctx.state, ctx.mode, m_options.tap_dtype);
-      return;
-    }
     fuse_and_run(ctx, slot, [&](TensorView<T, Backend> z) {
       const Ladder<T, Backend>& ladder = *m_ladders[slot];
       if constexpr (std::is_same_v<T, float> && std::is_same_v<Backend, Cpu>) {  // reads_in_place() else

@@ -53,9 +53,10 @@ struct RowTable {
   index_t rows = 0, cols = 0;
 };
 
-/// out (rows, cols) = the table's rows, one after the other.
-inline void gather_rows(const RowTable& x, float* out) {
-  for (index_t i = 0; i < x.rows; ++i) std::copy_n(x.row[i], x.cols, out + i * x.cols);
+/// out (rows, cols) = the rows row[0], row[1], ... (cols values each), one after the other.
+template <class T>
+void gather_rows(const T* const* row, index_t rows, index_t cols, T* out) {
+  for (index_t i = 0; i < rows; ++i) std::copy_n(row[i], cols, out + i * cols);
 }
 
 namespace detail {
