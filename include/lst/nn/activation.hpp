@@ -6,49 +6,37 @@
 #include <string>
 #include <type_traits>
 
-#include <unsupported/Eigen/SpecialFunctions>
-
 #include "../backends/cpu/cpu.hpp"
+#include "../backends/cpu/gelu.hpp"
 
 LST_NAMESPACE_BEGIN
 
 namespace detail {
-// GELU(erf) on the CPU through Eigen's array erf, which is vectorized for float (a rational approximation
-// accurate to a few ulp): the scalar std::erf made GELU about 12 % of a fine-tuning step's time.
-// Long tensors run in fixed chunks of gelu_chunk elements on several threads (core/threads.hpp).
+// GELU(erf) on the CPU through cpu::gelu_erf and friends (backends/cpu/gelu.hpp: vectorized erf without a
+// division on AVX-512, Eigen's array erf elsewhere): the scalar std::erf made GELU about 12 % of a
+// fine-tuning step's time. Long tensors run in fixed chunks of gelu_chunk elements on several threads
+// (core/threads.hpp); every element's result depends on its value alone, so the chunking does not change a
+// bit.
 constexpr long gelu_chunk = 1L << 14;
 template <class T>
 void gelu_erf_eigen(const T* x, T* y, index_t n) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
-    const Eigen::Map<const Array> xa(x + begin, end - begin);
-    Eigen::Map<Array> ya(y + begin, end - begin);
-    ya = T(0.5) * xa * (T(1) + (xa * T(0.70710678118654752440)).erf());
-  });
+  for_each_chunk(n, gelu_chunk,
+                 [&](long begin, long end) { cpu::gelu_erf(x + begin, y + begin, end - begin); });
 }
 // dx = dy * (Phi(x) + x phi(x)), phi the standard normal density.
 template <class T>
 void gelu_erf_grad_eigen(const T* x, const T* dy, T* dx, index_t n) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
-    const Eigen::Map<const Array> xa(x + begin, end - begin), dya(dy + begin, end - begin);
-    Eigen::Map<Array> dxa(dx + begin, end - begin);
-    dxa = dya * (T(0.5) * (T(1) + (xa * T(0.70710678118654752440)).erf()) +
-                 xa * T(0.39894228040143267794) * (T(-0.5) * xa * xa).exp());
+    cpu::gelu_erf_gradient(x + begin, dy + begin, dx + begin, end - begin);
   });
 }
 // y = x Phi(x) and slope = Phi(x) + x phi(x) from one erf and one exp: a backward pass that needs both the
-// activation (for the next layer's weight gradient) and its derivative no longer evaluates erf twice. Each is
-// the expression of gelu_erf_eigen / gelu_erf_grad_eigen, so dy * slope is gelu_erf_grad_eigen's result.
+// activation (for the next layer's weight gradient) and its derivative no longer evaluates erf twice.
+// dy * slope is gelu_erf_grad_eigen's result bit for bit.
 template <class T>
 void gelu_erf_and_slope_eigen(const T* x, T* y, T* slope, index_t n) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
-    const Eigen::Map<const Array> xa(x + begin, end - begin);
-    Eigen::Map<Array> ya(y + begin, end - begin), sa(slope + begin, end - begin);
-    ya = T(0.5) * (T(1) + (xa * T(0.70710678118654752440)).erf());  // Phi(x), for now
-    sa = ya + xa * T(0.39894228040143267794) * (T(-0.5) * xa * xa).exp();
-    ya *= xa;  // 0.5 (1 + erf) is exact in floating point: the bits of 0.5 x (1 + erf)
+    cpu::gelu_erf_and_slope(x + begin, y + begin, slope + begin, end - begin);
   });
 }
 }  // namespace detail
