@@ -655,22 +655,25 @@ void check_rows_per_call() {
     constexpr bool Recompute = decltype(recompute)::value;
     CAPTURE(Recompute);
     std::vector<T> dkt_many(D * Tp, T(0)), dvt_many(D * Tp, T(0)), gq_many(R * ld), dkt_one(D * Tp, T(0)),
-        dvt_one(D * Tp, T(0)), gq_one(R * ld), p(R * Tp, T(0)), dp(R * Tp);
+        dvt_one(D * Tp, T(0)), gq_one(R * ld), p(R * Tp, T(0)), delta(R, T(0));
+    for (int r = 0; r < R; ++r)  // go . o, the one-pass backward's sum_j p_j dP_j
+      for (index_t d = 0; d < D; ++d)
+        delta[std::size_t(r)] += go[std::size_t(r * ld + d)] * o_many[std::size_t(r * ld + d)];
     // Without recomputation the kernel reads the kept probabilities from p (zero past Tk).
     const auto keep = [&](int r, T* into) {
       if (!Recompute)
         for (index_t j = 0; j < Tk; ++j) into[j] = e_many[std::size_t(r * Tp + j)] * st_many[r].inv_sum;
     };
     for (int r = 0; r < R; ++r) keep(r, p.data() + r * Tp);
-    cpu::attention_rows_backward<T, D, R, Recompute>(q.data(), go.data(), gq_many.data(), ld, scale,
-                                                     kt.data(), vt.data(), bias.data(), Tp, st_many, p.data(),
-                                                     dp.data(), dkt_many.data(), dvt_many.data());
+    cpu::attention_rows_backward<T, D, R, Recompute>(
+        q.data(), go.data(), gq_many.data(), ld, scale, kt.data(), vt.data(), bias.data(), Tp, st_many,
+        delta.data(), p.data(), dkt_many.data(), dvt_many.data());
     for (int r = 0; r < R; ++r) {
       std::fill(p.begin(), p.end(), T(0));
       keep(r, p.data());
       cpu::attention_rows_backward<T, D, 1, Recompute>(
           q.data() + r * ld, go.data() + r * ld, gq_one.data() + r * ld, ld, scale, kt.data(), vt.data(),
-          bias.data(), Tp, st_one + r, p.data(), dp.data(), dkt_one.data(), dvt_one.data());
+          bias.data(), Tp, st_one + r, delta.data() + r, p.data(), dkt_one.data(), dvt_one.data());
     }
     CHECK(gq_one == gq_many);
     CHECK(dkt_one == dkt_many);

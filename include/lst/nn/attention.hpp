@@ -413,7 +413,7 @@ class MultiHeadSelfAttention {
 
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
   /// (D rows of Tp each), the key bias (Tp) and the exps of up to cpu::attention_max_rows_per_call rows;
-  /// backward K^T, V^T, dK^T, dV^T (D rows each), the probabilities and dP of up to
+  /// backward K^T, V^T, dK^T, dV^T (D rows each), the kept probabilities of up to
   /// cpu::attention_max_rows_per_call rows, and the key bias. Rounded up to whole 64-byte lines: two threads'
   /// scratch never shares a cache line (false sharing on values written every row made the second thread
   /// nearly useless).
@@ -421,7 +421,7 @@ class MultiHeadSelfAttention {
     return whole_lines((2 * D + 1 + cpu::attention_max_rows_per_call) * cpu::padded_keys<T>(Tk));
   }
   static index_t backward_scratch(index_t D, index_t Tk) {
-    return whole_lines((4 * D + 2 * cpu::attention_max_rows_per_call + 1) * cpu::padded_keys<T>(Tk));
+    return whole_lines((4 * D + cpu::attention_max_rows_per_call + 1) * cpu::padded_keys<T>(Tk));
   }
   static index_t whole_lines(index_t n) {
     constexpr index_t per_line = index_t(64 / sizeof(T));
@@ -489,7 +489,7 @@ class MultiHeadSelfAttention {
     const index_t Tp = cpu::padded_keys<T>(keys);
     constexpr index_t R_max = cpu::attention_max_rows_per_call;
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
-      *dp = p + R_max * Tp, *bias = dp + R_max * Tp;
+      *bias = p + R_max * Tp;
     transpose_head(ctx.k, k0, h, keys, kt);
     transpose_head(ctx.v, k0, h, keys, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
@@ -503,20 +503,27 @@ class MultiHeadSelfAttention {
       const auto rows_from = [&](index_t i, auto count) {
         constexpr int N = decltype(count)::value;
         const index_t first = (b * H + h) * L.q_stride + i;  // the rows' index in (B, H, Tq)
-        const T* q = ctx.q.data() + (q0 + i) * C + h * D;
-        const T* go = dheads.data() + (q0 + i) * C + h * D;  // dO rows
-        T* gq = dq.data() + (q0 + i) * C + h * D;
+        const index_t at = (q0 + i) * C + h * D;
+        const T *q = ctx.q.data() + at, *go = dheads.data() + at, *o = ctx.heads.data() + at;  // dO, O rows
+        T* gq = dq.data() + at;
+        // go . o: the softmax backward's sum_j p_j dP_j. Explicit FMAs in a fixed order: a row's delta must not
+        // depend on how the compiler vectorises N rows (a row is computed in blocks of N or alone).
+        T delta[N];
+        for (int r = 0; r < N; ++r) {
+          delta[r] = go[r * C] * o[r * C];
+          for (int d = 1; d < Dc; ++d) delta[r] = std::fma(go[r * C + d], o[r * C + d], delta[r]);
+        }
         cpu::SoftmaxRowStats<T> stats[N] = {};  // used only when recomputing
         if (ctx.recompute) {
           for (int r = 0; r < N; ++r)
             stats[r] = {ctx.row_stats.data()[2 * (first + r)], ctx.row_stats.data()[2 * (first + r) + 1]};
-          cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
+          cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta, p,
                                                        dkt, dvt);
         } else {
           const T* kept = ctx.probs.data() + (b * H + h) * L.q_stride * L.k_stride;
           for (int r = 0; r < N; ++r) std::copy_n(kept + (i + r) * Tk, keys, p + r * Tp);
-          cpu::attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, p, dp,
-                                                        dkt, dvt);
+          cpu::attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta,
+                                                        p, dkt, dvt);
         }
       };
       cpu::for_row_blocks<cpu::attention_rows_per_call<Dc>>(rows, rows_from);

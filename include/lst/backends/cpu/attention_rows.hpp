@@ -12,7 +12,8 @@
 /// The forward returns the row's softmax statistics (its max and 1 / sum). Backward takes them back and
 /// recomputes each probability with one exp, bit for bit the forward's (the same scores, exp and product):
 /// no max or sum pass of its own, and the (Tq, Tk) probabilities are never stored (as FlashAttention keeps
-/// only its log-sum-exp; Dao et al. 2022, 3.1). The head width D is a template parameter so that the D
+/// only its log-sum-exp; Dao et al. 2022, 3.1). With each row's go . o from the caller, backward is one pass
+/// over the keys (Dao 2023, 3.1.2). The head width D is a template parameter so that the D
 /// accumulators of a row stay in registers.
 #pragma once
 
@@ -128,33 +129,38 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
   }
 }
 
-/// Backward of R consecutive query rows (the forward's inputs plus go = dL/do and each row's forward
-/// statistics). Row r's q, go and gq (D each) sit at q + r ld, go + r ld and gq + r ld. dK^T, dV^T (D, Tp)
+/// Backward of R consecutive query rows in one pass over the keys (FlashAttention-2's form; Dao 2023,
+/// section 3.1.2): with delta = go . o per row (o the row's forward output), sum_j p_j dP_j = delta, so dS =
+/// scale p (dP - delta) is known key by key and nothing is stored for a second pass. Row r's q, go and gq (D
+/// each) sit at q + r ld, go + r ld and gq + r ld; `delta` (R) holds the rows' go . o. dK^T, dV^T (D, Tp)
 /// accumulate the rows' shares, in row order; gq = dL/dq. With Recompute, each probability is recomputed
 /// from the scores (bit for bit the forward's); without, `p` (R rows of Tp, zero past Tk) holds the rows'
-/// kept probabilities on entry. `p`, `dp` (R rows of Tp) are scratch.
-/// Pass 1: p, dP = go V^T, dV^T += go (x) p and p . dP. Pass 2: dS = scale p (dP - p . dP), gq = dS K and
-/// dK^T += q (x) dS. Each dK^T and dV^T packet is loaded and stored once per R rows, not once per row; the
-/// arithmetic of every row, and the order in which rows add into dK^T and dV^T, is that of R = 1.
+/// kept probabilities. Each dK^T and dV^T packet is loaded and stored once per R rows; the arithmetic of
+/// every row, and the order in which rows add into dK^T and dV^T, is that of R = 1.
 template <class T, int D, int R, bool Recompute>
 void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale, const T* kt, const T* vt,
-                             const T* bias, index_t Tp, const SoftmaxRowStats<T>* stats, T* p, T* dp, T* dkt,
-                             T* dvt) {
+                             const T* bias, index_t Tp, const SoftmaxRowStats<T>* stats, const T* delta,
+                             const T* p, T* dkt, T* dvt) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
   T scaled_q[R][D];
-  P pmx[R], pinv[R], pdp[R];
+  P pmx[R], pinv[R], pdelta[R], acc[R][D];
   for (int r = 0; r < R; ++r) {
-    for (int d = 0; d < D; ++d) scaled_q[r][d] = scale * q[r * ld + d];
+    for (int d = 0; d < D; ++d) {
+      scaled_q[r][d] = scale * q[r * ld + d];
+      acc[r][d] = ei::pset1<P>(T(0));
+    }
     pmx[r] = ei::pset1<P>(stats[r].max);
     pinv[r] = ei::pset1<P>(stats[r].inv_sum);
-    pdp[r] = ei::pset1<P>(T(0));
+    pdelta[r] = ei::pset1<P>(delta[r]);
   }
+  const P pscale = ei::pset1<P>(scale);
   for (index_t j = 0; j < Tp; j += L) {
-    P dv[D], k[D];
+    P k[D], dk[D], dv[D];
+    detail::load_key_packets<T, D>(kt, Tp, j, k);
+    detail::load_key_packets<T, D>(dkt, Tp, j, dk);
     detail::load_key_packets<T, D>(dvt, Tp, j, dv);
-    if constexpr (Recompute) detail::load_key_packets<T, D>(kt, Tp, j, k);
     for (int r = 0; r < R; ++r) {
       const T* g = go + r * ld;
       P pj;
@@ -166,31 +172,17 @@ void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale
         pj = ei::ploadu<P>(p + r * Tp + j);
       P dpj = ei::pmul(ei::pset1<P>(g[0]), ei::ploadu<P>(vt + j));
       for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(g[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
-      for (int d = 0; d < D; ++d) dv[d] = ei::pmadd(ei::pset1<P>(g[d]), pj, dv[d]);
-      pdp[r] = ei::pmadd(pj, dpj, pdp[r]);
-      if constexpr (Recompute) ei::pstoreu(p + r * Tp + j, pj);
-      ei::pstoreu(dp + r * Tp + j, dpj);
-    }
-    for (int d = 0; d < D; ++d) ei::pstoreu(dvt + d * Tp + j, dv[d]);
-  }
-  const P pscale = ei::pset1<P>(scale);
-  P p_dot_dp[R], acc[R][D];
-  for (int r = 0; r < R; ++r) {
-    p_dot_dp[r] = ei::pset1<P>(ei::predux(pdp[r]));
-    for (int d = 0; d < D; ++d) acc[r][d] = ei::pset1<P>(T(0));
-  }
-  for (index_t j = 0; j < Tp; j += L) {
-    P dk[D];
-    detail::load_key_packets<T, D>(dkt, Tp, j, dk);
-    for (int r = 0; r < R; ++r) {
-      const P ds = ei::pmul(ei::pmul(pscale, ei::ploadu<P>(p + r * Tp + j)),
-                            ei::psub(ei::ploadu<P>(dp + r * Tp + j), p_dot_dp[r]));
+      const P ds = ei::pmul(ei::pmul(pscale, pj), ei::psub(dpj, pdelta[r]));
       for (int d = 0; d < D; ++d) {
-        acc[r][d] = ei::pmadd(ds, ei::ploadu<P>(kt + d * Tp + j), acc[r][d]);
+        dv[d] = ei::pmadd(ei::pset1<P>(g[d]), pj, dv[d]);
+        acc[r][d] = ei::pmadd(ds, k[d], acc[r][d]);
         dk[d] = ei::pmadd(ei::pset1<P>(q[r * ld + d]), ds, dk[d]);
       }
     }
-    for (int d = 0; d < D; ++d) ei::pstoreu(dkt + d * Tp + j, dk[d]);
+    for (int d = 0; d < D; ++d) {
+      ei::pstoreu(dkt + d * Tp + j, dk[d]);
+      ei::pstoreu(dvt + d * Tp + j, dv[d]);
+    }
   }
   for (int r = 0; r < R; ++r)
     for (int d = 0; d < D; ++d) gq[r * ld + d] = ei::predux(acc[r][d]);
