@@ -52,8 +52,7 @@ class Dropout {
     LST_CHECK(!rows || (rows->rows() > 0 && x.numel() % rows->rows() == 0), "Dropout '", m_name,
               "': ", rows ? rows->rows() : 0, " packed rows do not tile an input of ", x.numel(),
               " elements");
-    Context ctx{step, mode == Mode::training && m_p > 0.0, {}};
-    if (rows && ctx.active) ctx.rows = *rows;
+    const Context ctx = context(mode, step, rows);
     apply(ctx, x, y);
     return ctx;
   }
@@ -62,27 +61,12 @@ class Dropout {
   /// side network's embeddings read from the tap cache).
   Context forward(const T* const* x_rows, TensorView<T, Backend> y, Mode mode, std::uint64_t step,
                   const PackedSequences* rows = nullptr) const {
-    const index_t n = y.numel(), R = y.shape().rows(), C = R > 0 ? n / R : 0;
+    const index_t R = y.shape().rows(), C = R > 0 ? y.numel() / R : 0;
     LST_CHECK(!rows || rows->rows() == R, "Dropout '", m_name, "': ", rows ? rows->rows() : 0,
               " packed rows for an output of ", R, " rows");
-    Context ctx{step, mode == Mode::training && m_p > 0.0, {}};
-    if (rows && ctx.active) ctx.rows = *rows;
-    T* out = y.data();
-    if (!ctx.active) {
-      for (index_t r = 0; r < R; ++r) std::copy_n(x_rows[r], C, out + r * C);
-      return ctx;
-    }
-    const T scale = T(1.0 / (1.0 - m_p));
-    const float p = static_cast<float>(m_p);
-    const std::uint64_t key = stream_key(m_seed, ctx.step);
-    const auto row_of = [x_rows](index_t r, index_t) { return x_rows[r]; };
-    if (rows) {
-      apply_rows(key, p, scale, *rows, C, row_of, out);
-    } else {
-      LST_PARALLEL_FOR_IF(n >= parallel_min_elements)
-      for (index_t r = 0; r < R; ++r)
-        apply_span(key, std::uint64_t(r * C), p, scale, x_rows[r], out + r * C, C);
-    }
+    const Context ctx = context(mode, step, rows);
+    apply_by_rows(
+        ctx, R, C, [x_rows](index_t r) { return x_rows[r]; }, y.data());
     return ctx;
   }
 
@@ -94,38 +78,61 @@ class Dropout {
   }
 
  private:
+  Context context(Mode mode, std::uint64_t step, const PackedSequences* rows) const {
+    Context ctx{step, mode == Mode::training && m_p > 0.0, {}};
+    if (rows && ctx.active) ctx.rows = *rows;
+    return ctx;
+  }
+
+  /// A contiguous tensor: one flat span split into fixed chunks (any tensor, whatever its rank); packed rows
+  /// through apply_by_rows.
   void apply(const Context& ctx, ConstView<T, Backend> in, TensorView<T, Backend> out) const {
     if (!ctx.active) {
       out.assign(in);
       return;
     }
-    const T scale = T(1.0 / (1.0 - m_p));
-    const float p = static_cast<float>(m_p);
-    const index_t n = in.numel();
-    const std::uint64_t key = stream_key(m_seed, ctx.step);
     const T* x = in.data();
-    T* y = out.data();
-    // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
-    if (ctx.rows.count() == 0) {
-      for_each_chunk(n, 4096, [&](long begin, long end) {
-        apply_span(key, std::uint64_t(begin), p, scale, x + begin, y + begin, end - begin);
-      });
+    if (ctx.rows.count() > 0) {
+      const index_t C = in.numel() / ctx.rows.rows();
+      apply_by_rows(
+          ctx, ctx.rows.rows(), C, [x, C](index_t r) { return x + r * C; }, out.data());
       return;
     }
-    apply_rows(
-        key, p, scale, ctx.rows, n / ctx.rows.rows(), [x](index_t r, index_t C) { return x + r * C; }, y);
+    const T scale = T(1.0 / (1.0 - m_p));
+    const float p = static_cast<float>(m_p);
+    const std::uint64_t key = stream_key(m_seed, ctx.step);
+    T* y = out.data();
+    // The mask is a pure function of (seed, step, i) (core/random.hpp), so any split over threads gives it.
+    for_each_chunk(in.numel(), 4096, [&](long begin, long end) {
+      apply_span(key, std::uint64_t(begin), p, scale, x + begin, y + begin, end - begin);
+    });
   }
 
-  /// y's packed rows (C values each) from the rows row_of(r, C), each with the mask of its padded position.
+  /// y's R rows (C values each) from the rows row_of(r): with ctx's packed sequences each row takes the mask
+  /// of its padded position, without them row r takes elements r C .. r C + C - 1 of the flat stream (the
+  /// masks of apply() on the rows gathered). Rows run in parallel.
   template <class RowOf>
-  static void apply_rows(std::uint64_t key, float p, T scale, const PackedSequences& rows, index_t C,
-                         const RowOf& row_of, T* y) {
-    LST_PARALLEL_FOR_IF(rows.rows() * C >= parallel_min_elements)
+  void apply_by_rows(const Context& ctx, index_t R, index_t C, const RowOf& row_of, T* y) const {
+    if (!ctx.active) {
+      for (index_t r = 0; r < R; ++r)
+        if (row_of(r) != y + r * C) std::copy_n(row_of(r), C, y + r * C);
+      return;
+    }
+    const T scale = T(1.0 / (1.0 - m_p));
+    const float p = static_cast<float>(m_p);
+    const std::uint64_t key = stream_key(m_seed, ctx.step);
+    const PackedSequences& rows = ctx.rows;
+    if (rows.count() == 0) {
+      LST_PARALLEL_FOR_IF(R * C >= parallel_min_elements)
+      for (index_t r = 0; r < R; ++r)
+        apply_span(key, std::uint64_t(r * C), p, scale, row_of(r), y + r * C, C);
+      return;
+    }
+    LST_PARALLEL_FOR_IF(R * C >= parallel_min_elements)
     for (index_t b = 0; b < rows.count(); ++b)
       for (index_t t = 0; t < rows.length(b); ++t) {
         const index_t r = rows.first_row(b) + t;
-        apply_span(key, static_cast<std::uint64_t>(rows.origin(b, t) * C), p, scale, row_of(r, C), y + r * C,
-                   C);
+        apply_span(key, static_cast<std::uint64_t>(rows.origin(b, t) * C), p, scale, row_of(r), y + r * C, C);
       }
   }
 
