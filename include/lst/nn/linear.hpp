@@ -123,11 +123,8 @@ class Linear {
       backward_from(gathered(x), dy, {}, gm);
       return;
     }
-    const TensorView<T, Backend> dw = m_weight.grad();
-    LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
-              "': parameter gradients requested from a frozen arena");
     cpu::narrow_gemm_rows_weight_gradient(dy, x, gm == GradMode::accumulate ? T(1) : T(0),
-                                          MatrixRef<T, Backend>(dw));
+                                          MatrixRef<T, Backend>(weight_gradient_buffer()));
     bias_gradient(dy, gm);
   }
 
@@ -146,11 +143,9 @@ class Linear {
                   !detail::overlaps(MatrixRef<const T, Backend>(dx), MatrixRef<const T, Backend>(dy)),
               "Linear '", m_name, "': input gradient dx overlaps output gradient dy");
     if (gm != GradMode::ignore) {
-      const TensorView<T, Backend> dw = m_weight.grad();
-      LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
-                "': parameter gradients requested from a frozen arena");
       const T beta = gm == GradMode::accumulate ? T(1) : T(0);
-      gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta, MatrixRef<T, Backend>(dw));  // dW (out, in) = dy^T x
+      gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta,
+              MatrixRef<T, Backend>(weight_gradient_buffer()));  // dW (out, in) = dy^T x
       bias_gradient(dy, gm);
     }
     if (dx.data() != nullptr) input_gradient(dy, dx, dx_beta);
@@ -169,6 +164,13 @@ class Linear {
   }
 
  private:
+  /// dW's buffer; a frozen arena has none, and asking it for gradients is the caller's error.
+  TensorView<T, Backend> weight_gradient_buffer() const {
+    const TensorView<T, Backend> dw = m_weight.grad();
+    LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
+              "': parameter gradients requested from a frozen arena");
+    return dw;
+  }
   /// db (out) = the sum of dy over its rows, following gm (not ignore).
   void bias_gradient(ConstView<T, Backend> dy, GradMode gm) const {
     if (!has_bias()) return;
