@@ -398,3 +398,18 @@ TEST_CASE(
       }).find("backbone state 0 has shape (7, 8), expected (2, 5, 8) or its 8 real tokens packed, (8, 8)") !=
       std::string::npos);
 }
+
+TEST_CASE("a ladder reading its rows in place trains on a batch of no rows: zero gradients, no error") {
+  // The context of an in-place forward is its row addresses; with none it is still a training context.
+  ParameterArena<float> arena;
+  Ladder<float> ladder(arena, "ladder.0", 64, 16, 0);
+  arena.allocate(true);
+  Rng rng(5);
+  init::uniform(arena.values(), rng, -1, 1);
+  init::uniform(arena.grads(), rng, -1, 1);  // stale values that overwrite must clear
+  Tensor<float> y(Shape{0, 16}), dy(Shape{0, 16});
+  const auto ctx = ladder.forward(std::vector<const float*>{}, y, Mode::training);
+  ladder.backward(ctx, dy, GradMode::overwrite);
+  for (const float g : arena.grads().to_vector()) CHECK(g == 0.0f);
+  CHECK(ladder.restore(ctx).shape() == (Shape{0, 64}));
+}

@@ -29,6 +29,7 @@ class Ladder {
     Tensor<std::uint16_t, Backend> input_half;  // (B, T, d) saved state, f16 / bf16 bits
     Tensor<T, Backend> middle;                  // (B, T, k) low-rank only: the first projection's output
     std::vector<const T*> input_rows;           // (N) the saved state's rows where they lie (reads_in_place)
+    bool rows_in_place = false;                 // input_rows is the saved state (a batch may have N = 0)
     TapDtype dtype = TapDtype::f32;
   };
 
@@ -87,7 +88,10 @@ class Ladder {
     LST_CHECK(!m_down, "ladder '", m_name, "': a low-rank ladder does not read rows in place");
     Context ctx;
     m_dense->apply(cpu::RowTable{rows.data(), index_t(rows.size()), in_features()}, y);
-    if (mode == Mode::training) ctx.input_rows = std::move(rows);
+    if (mode == Mode::training) {
+      ctx.input_rows = std::move(rows);
+      ctx.rows_in_place = true;
+    }
     return ctx;
   }
 
@@ -96,7 +100,7 @@ class Ladder {
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm,
                 ConstView<T, Backend> input = {}) const {
     if constexpr (float_on_cpu) {
-      if (input.empty() && !ctx.input_rows.empty()) {
+      if (input.empty() && ctx.rows_in_place) {
         m_dense->weight_gradient(
             cpu::RowTable{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()}, dy, gm);
         return;
@@ -122,7 +126,7 @@ class Ladder {
 
   /// The saved state as T (converted from its storage type, or gathered from where its rows lie).
   Tensor<T, Backend> restore(const Context& ctx) const {
-    if (!ctx.input_rows.empty()) {
+    if (ctx.rows_in_place) {
       Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
       cpu::gather_rows(ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features(), x.data());
       return x;
