@@ -15,26 +15,26 @@ namespace detail {
 // GELU(erf) on the CPU through cpu::gelu_erf and friends (backends/cpu/gelu.hpp: vectorized erf without a
 // division on AVX-512, Eigen's array erf elsewhere): the scalar std::erf made GELU about 12 % of a
 // fine-tuning step's time. Long tensors run in fixed chunks of gelu_chunk elements on several threads
-// (core/threads.hpp); every element's result depends on its value alone, so the chunking does not change a
-// bit.
+// (core/threads.hpp); on AVX-512 a float's result depends on its value alone, so the split over threads does
+// not change a bit.
 constexpr long gelu_chunk = 1L << 14;
 template <class T>
-void gelu_erf_eigen(const T* x, T* y, index_t n) {
+void gelu_erf_chunked(const T* x, T* y, index_t n) {
   for_each_chunk(n, gelu_chunk,
                  [&](long begin, long end) { cpu::gelu_erf(x + begin, y + begin, end - begin); });
 }
 // dx = dy * (Phi(x) + x phi(x)), phi the standard normal density.
 template <class T>
-void gelu_erf_grad_eigen(const T* x, const T* dy, T* dx, index_t n) {
+void gelu_erf_grad_chunked(const T* x, const T* dy, T* dx, index_t n) {
   for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
     cpu::gelu_erf_gradient(x + begin, dy + begin, dx + begin, end - begin);
   });
 }
 // y = x Phi(x) and slope = Phi(x) + x phi(x) from one erf and one exp: a backward pass that needs both the
 // activation (for the next layer's weight gradient) and its derivative no longer evaluates erf twice.
-// dy * slope is gelu_erf_grad_eigen's result bit for bit.
+// dy * slope is gelu_erf_grad_chunked's result bit for bit.
 template <class T>
-void gelu_erf_and_slope_eigen(const T* x, T* y, T* slope, index_t n) {
+void gelu_erf_and_slope_chunked(const T* x, T* y, T* slope, index_t n) {
   for_each_chunk(n, gelu_chunk, [&](long begin, long end) {
     cpu::gelu_erf_and_slope(x + begin, y + begin, slope + begin, end - begin);
   });
@@ -67,7 +67,7 @@ void activation_forward(ActivationKind kind, ConstView<T, Backend> x, TensorView
       if constexpr (std::is_same_v<Backend, Cpu>) {
         LST_CHECK_SHAPE(y.shape() == x.shape(), "gelu: output has shape ", y.shape(), ", expected ",
                         x.shape());
-        detail::gelu_erf_eigen(x.data(), y.data(), x.numel());
+        detail::gelu_erf_chunked(x.data(), y.data(), x.numel());
       } else {
         y = gelu(x);
       }
@@ -94,7 +94,7 @@ void activation_backward(ActivationKind kind, ConstView<T, Backend> x, ConstView
       if constexpr (std::is_same_v<Backend, Cpu>) {
         LST_CHECK_SHAPE(dx.shape() == x.shape() && dy.shape() == x.shape(), "gelu backward: dy ", dy.shape(),
                         " and dx ", dx.shape(), " must have the input's shape ", x.shape());
-        detail::gelu_erf_grad_eigen(x.data(), dy.data(), dx.data(), x.numel());
+        detail::gelu_erf_grad_chunked(x.data(), dy.data(), dx.data(), x.numel());
       } else {
         dx = dy * make_unary<op::GeluErfGrad>(x);
       }
@@ -120,7 +120,7 @@ void activation_and_slope(ActivationKind kind, ConstView<T, Backend> x, TensorVi
                   " and slope ", slope.shape(), " must have the input's shape ", x.shape());
   if constexpr (std::is_same_v<Backend, Cpu>) {
     if (kind == ActivationKind::gelu) {
-      detail::gelu_erf_and_slope_eigen(x.data(), y.data(), slope.data(), x.numel());
+      detail::gelu_erf_and_slope_chunked(x.data(), y.data(), slope.data(), x.numel());
       return;
     }
   }

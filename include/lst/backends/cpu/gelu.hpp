@@ -10,8 +10,11 @@
 /// and one correction step (within about an ulp of the quotient), each element in one pass that
 /// loads x once. Elsewhere (double, no AVX-512) Eigen's array erf, as before.
 ///
-/// Results depend on the value alone, never on its position: the ragged end runs through masked loads and
-/// stores of the same vector code, so a chunked, threaded call gives the bits of a single one.
+/// On AVX-512 a float's result depends on its value alone, never on its position: the ragged end runs through
+/// masked loads and stores of the same vector code, so a chunked, threaded call gives the bits of a single
+/// one. (Eigen's path, elsewhere, takes scalar code for the elements before its first aligned packet.) NaN
+/// stays NaN in y and in the slope: every clamp takes its constant first, and vminps / vmaxps return the
+/// second operand when either is NaN.
 #pragma once
 
 #include <type_traits>
@@ -31,7 +34,7 @@ constexpr double inv_sqrt_2pi = 0.39894228040143267794;
 /// erf(x) lane by lane: Eigen's clamp to [-4, 4] (outside it fl(erf) = +-1) and its numerator and
 /// denominator.
 inline __m512 erf16(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(4.f)), _mm512_set1_ps(-4.f));
+  x = _mm512_max_ps(_mm512_set1_ps(-4.f), _mm512_min_ps(_mm512_set1_ps(4.f), x));
   const __m512 x2 = _mm512_mul_ps(x, x);
   __m512 p =
       _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
@@ -59,11 +62,12 @@ inline __m512 normal_cdf16(__m512 x) {
   return _mm512_fmadd_ps(erf16(_mm512_mul_ps(x, _mm512_set1_ps(float(inv_sqrt2)))), half, half);
 }
 
-/// Phi(x) + x phi(x), given Phi(x); x phi(x) is 0 beyond |x| = 13 (below 1e-35 there, and exp's argument
-/// would leave softmax_exp's range). The last step is an explicit FMA so that no caller's compiler contracts
-/// it its own way: the slope stored by gelu_erf_and_slope must be the one gelu_erf_gradient multiplies by.
+/// Phi(x) + x phi(x), given Phi(x); x is clamped to [-13, 13] for x phi(x), which is below 1.2e-36 there
+/// (exp's argument would otherwise leave softmax_exp's range). The last step is an explicit FMA so that no
+/// caller's compiler contracts it its own way: the slope stored by gelu_erf_and_slope must be the one
+/// gelu_erf_gradient multiplies by.
 inline __m512 slope16(__m512 x, __m512 cdf) {
-  const __m512 xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(13.f)), _mm512_set1_ps(-13.f));
+  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-13.f), _mm512_min_ps(_mm512_set1_ps(13.f), x));
   const __m512 e = softmax_exp<float>(_mm512_mul_ps(_mm512_mul_ps(xc, _mm512_set1_ps(-0.5f)), xc));
   return _mm512_fmadd_ps(_mm512_mul_ps(xc, _mm512_set1_ps(float(inv_sqrt_2pi))), e, cdf);
 }
