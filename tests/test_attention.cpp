@@ -656,9 +656,8 @@ void check_rows_per_call() {
     CAPTURE(Recompute);
     std::vector<T> dkt_many(D * Tp, T(0)), dvt_many(D * Tp, T(0)), gq_many(R * ld), dkt_one(D * Tp, T(0)),
         dvt_one(D * Tp, T(0)), gq_one(R * ld), p(R * Tp, T(0)), delta(R, T(0));
-    for (int r = 0; r < R; ++r)  // go . o, the one-pass backward's sum_j p_j dP_j
-      for (index_t d = 0; d < D; ++d)
-        delta[std::size_t(r)] += go[std::size_t(r * ld + d)] * o_many[std::size_t(r * ld + d)];
+    for (int r = 0; r < R; ++r)  // go . o, the one-pass backward's sum_j p_j dP_j, as the layer forms it
+      delta[std::size_t(r)] = cpu::attention_row_delta<T, D>(go.data() + r * ld, o_many.data() + r * ld);
     // Without recomputation the kernel reads the kept probabilities from p (zero past Tk).
     const auto keep = [&](int r, T* into) {
       if (!Recompute)

@@ -29,10 +29,10 @@ struct PrefixKV {
 
 /// How each (batch, head) pair's attention is computed. `gemm`: score and output GEMMs over the whole head,
 /// then the softmax row by row. `rowwise` (heads up to 16 wide): one query row at a time against the head's
-/// keys and values transposed into a contiguous (D, Tk) buffer, in two fused passes over L1-resident data
-/// (backends/cpu/attention_rows.hpp). For narrow heads (the LST side network's: D = 64 / r) a GEMM spends
-/// more time packing its operands than multiplying them; `automatic` takes `rowwise` up to D = 16 and `gemm`
-/// above.
+/// keys and values transposed into a contiguous (D, Tk) buffer, over L1-resident data: two fused passes
+/// forward, one backward (backends/cpu/attention_rows.hpp). For narrow heads (the LST side network's: D = 64
+/// / r) a GEMM spends more time packing its operands than multiplying them; `automatic` takes `rowwise` up to
+/// D = 16 and `gemm` above.
 enum class AttentionKernel { automatic, gemm, rowwise };
 
 template <class T, class Backend = Cpu>
@@ -506,19 +506,14 @@ class MultiHeadSelfAttention {
         const index_t at = (q0 + i) * C + h * D;
         const T *q = ctx.q.data() + at, *go = dheads.data() + at, *o = ctx.heads.data() + at;  // dO, O rows
         T* gq = dq.data() + at;
-        // go . o: the softmax backward's sum_j p_j dP_j. Explicit FMAs in a fixed order: a row's delta must not
-        // depend on how the compiler vectorises N rows (a row is computed in blocks of N or alone).
-        T delta[N];
-        for (int r = 0; r < N; ++r) {
-          delta[r] = go[r * C] * o[r * C];
-          for (int d = 1; d < Dc; ++d) delta[r] = std::fma(go[r * C + d], o[r * C + d], delta[r]);
-        }
+        T delta[N];  // go . o: the softmax backward's sum_j p_j dP_j
+        for (int r = 0; r < N; ++r) delta[r] = cpu::attention_row_delta<T, Dc>(go + r * C, o + r * C);
         cpu::SoftmaxRowStats<T> stats[N] = {};  // used only when recomputing
         if (ctx.recompute) {
           for (int r = 0; r < N; ++r)
             stats[r] = {ctx.row_stats.data()[2 * (first + r)], ctx.row_stats.data()[2 * (first + r) + 1]};
-          cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta, p,
-                                                       dkt, dvt);
+          cpu::attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta,
+                                                       nullptr, dkt, dvt);
         } else {
           const T* kept = ctx.probs.data() + (b * H + h) * L.q_stride * L.k_stride;
           for (int r = 0; r < N; ++r) std::copy_n(kept + (i + r) * Tk, keys, p + r * Tp);

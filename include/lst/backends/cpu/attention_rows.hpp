@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file attention_rows.hpp
-/// @brief Attention for narrow heads by query rows, a few rows per call, forward and backward each in two
-///        fused passes over the keys (the LST side network's heads are 64 / r wide: 4 at r = 8).
+/// @brief Attention for narrow heads by query rows, a few rows per call: the forward in two fused passes over
+///        the keys, backward in one (the LST side network's heads are 64 / r wide: 4 at r = 8).
 ///
 /// A head's keys and values are laid out as K^T and V^T, (D, Tp) with Tp = Tk rounded up to whole SIMD
 /// packets and zeros past Tk, beside a key bias (Tp): 0 for a visible key, -inf for a hidden one and for the
@@ -17,6 +17,7 @@
 /// accumulators of a row stay in registers.
 #pragma once
 
+#include <cmath>
 #include <limits>
 #include <type_traits>
 
@@ -63,8 +64,9 @@ Packet<T> attention_scores(const T* scaled_q, const Packet<T> (&k)[D], Packet<T>
 }  // namespace detail
 
 /// Query rows per call of the row kernels for heads of width D: enough that each K^T, V^T, dK^T and dV^T
-/// packet is loaded (and, in backward, stored) once for several rows; few enough that the rows' D
-/// accumulators stay in registers (R D of the 32 AVX-512 registers).
+/// packet is loaded (and, in backward, stored) once for several rows; few enough that the forward's R D
+/// accumulators stay in registers (of the 32 AVX-512 registers; the one-pass backward holds more: its R D
+/// query-gradient accumulators beside the D packets of K^T, dK^T and dV^T, and spills some).
 template <int D>
 inline constexpr int attention_rows_per_call = D <= 8 ? 4 : 1;
 /// The most rows one call takes (the callers' scratch holds this many rows).
@@ -127,6 +129,16 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
     for (int d = 0; d < D; ++d) o[r * ld + d] = ei::predux(acc[r][d]) * inv;
     stats[r] = {mx[r], inv};
   }
+}
+
+/// A row's delta = go . o (D values each): sum_j p_j dP_j of the softmax backward, which
+/// attention_rows_backward takes from its caller. Explicit FMAs in a fixed order, so that a row's delta is
+/// the same whether the row is computed alone or in a block (no compiler vectorises it its own way).
+template <class T, int D>
+T attention_row_delta(const T* go, const T* o) {
+  T delta = go[0] * o[0];
+  for (int d = 1; d < D; ++d) delta = std::fma(go[d], o[d], delta);
+  return delta;
 }
 
 /// Backward of R consecutive query rows in one pass over the keys (FlashAttention-2's form; Dao 2023,
