@@ -56,9 +56,7 @@ class Embedding {
     LST_CHECK_SHAPE(dy.numel() == ctx.ids.numel() * m_dim, "Embedding '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ids shape ", ctx.ids.shape(),
                     " + (", m_dim, ")");
-    const TensorView<T, Backend> dw = m_weight.grad();
-    LST_CHECK(dw.data() != nullptr, "Embedding '", m_name,
-              "': parameter gradients requested from a frozen arena");
+    const TensorView<T, Backend> dw = m_weight.grad_to_write("Embedding", m_name);
     if (gm == GradMode::overwrite) dw.set_zero();
     for (index_t n = 0; n < ctx.ids.numel(); ++n) {
       T* row = dw.data() + ctx.ids.data()[n] * m_dim;

@@ -80,9 +80,8 @@ class LayerNorm {
     LST_CHECK_SHAPE(dy.numel() == rows * c && dy.shape().cols() == c, "LayerNorm '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ", rows, " rows of ", c);
     if (gm != GradMode::ignore) {
-      const TensorView<T, Backend> dg = m_gamma.grad(), db = m_beta.grad();
-      LST_CHECK(dg.data() != nullptr, "LayerNorm '", m_name,
-                "': parameter gradients requested from a frozen arena");
+      const TensorView<T, Backend> dg = m_gamma.grad_to_write("LayerNorm", m_name),
+                                   db = m_beta.grad_to_write("LayerNorm", m_name);
       if (gm == GradMode::overwrite) {
         dg.set_zero();
         db.set_zero();

@@ -164,13 +164,8 @@ class Linear {
   }
 
  private:
-  /// dW's buffer; a frozen arena has none, and asking it for gradients is the caller's error.
-  TensorView<T, Backend> weight_gradient_buffer() const {
-    const TensorView<T, Backend> dw = m_weight.grad();
-    LST_CHECK(dw.data() != nullptr, "Linear '", m_name,
-              "': parameter gradients requested from a frozen arena");
-    return dw;
-  }
+  /// dW's buffer (Param::grad_to_write: an error for a frozen arena).
+  TensorView<T, Backend> weight_gradient_buffer() const { return m_weight.grad_to_write("Linear", m_name); }
   /// db (out) = the sum of dy over its rows, following gm (not ignore).
   void bias_gradient(ConstView<T, Backend> dy, GradMode gm) const {
     if (!has_bias()) return;

@@ -27,6 +27,13 @@ class Param {
   TensorView<T, Backend> value() const { return m_arena->value(m_index); }
   /// The gradient; an empty view when the arena holds no gradients (a frozen group).
   TensorView<T, Backend> grad() const { return m_arena->grad(m_index); }
+  /// The gradient for a layer about to write it (`kind` and `layer` name it in the error: "Linear", "fc1"). A
+  /// frozen group has none, and asking it for gradients is the caller's error.
+  TensorView<T, Backend> grad_to_write(const char* kind, const std::string& layer) const {
+    const TensorView<T, Backend> g = grad();
+    LST_CHECK(g.data() != nullptr, kind, " '", layer, "': parameter gradients requested from a frozen arena");
+    return g;
+  }
   const std::string& name() const { return m_arena->info(m_index).name; }
   bool valid() const { return m_arena != nullptr; }
 
