@@ -272,7 +272,8 @@ class MultiHeadSelfAttention {
     // recomputed) at a time.
     const index_t workers = threads();
     const bool by_rows = rowwise();
-    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, backward_scratch(D, Sk)} : Shape{workers, Sq, Sk});
+    Tensor<T, Backend> ds_all(by_rows ? Shape{workers, backward_scratch(D, Sk, ctx.recompute)}
+                                      : Shape{workers, Sq, Sk});
     Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Sq, Sk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
     const bool parallel = B * H * Sq * Sk >= parallel_min_elements;  // as in forward
@@ -280,7 +281,8 @@ class MultiHeadSelfAttention {
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {
-        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * backward_scratch(D, Sk), dq, dk, dv);
+        backward_rows(ctx, dheads, b, h, scale, ds_all.data() + w * backward_scratch(D, Sk, ctx.recompute),
+                      dq, dk, dv);
         continue;
       }
       const index_t Tqb = L.q.length(b), Tkb = L.k.length(b);
@@ -414,15 +416,17 @@ class MultiHeadSelfAttention {
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
   /// (D rows of Tp each), the key bias (Tp) and the exps of up to cpu::attention_max_rows_per_call rows;
   /// backward K^T, V^T, dK^T, dV^T (D rows each), the kept probabilities of up to
-  /// cpu::attention_max_rows_per_call rows, and the key bias. Rounded up to whole 64-byte lines: two threads'
-  /// scratch never shares a cache line (false sharing on values written every row made the second thread
-  /// nearly useless).
+  /// cpu::attention_max_rows_per_call rows (none when they are recomputed), and the key bias. Rounded up to
+  /// whole 64-byte lines: two threads' scratch never shares a cache line (false sharing on values written
+  /// every row made the second thread nearly useless).
   static index_t forward_scratch(index_t D, index_t Tk) {
     return whole_lines((2 * D + 1 + cpu::attention_max_rows_per_call) * cpu::padded_keys<T>(Tk));
   }
-  static index_t backward_scratch(index_t D, index_t Tk) {
-    return whole_lines((4 * D + cpu::attention_max_rows_per_call + 1) * cpu::padded_keys<T>(Tk));
+  static index_t backward_scratch(index_t D, index_t Tk, bool recompute) {
+    return whole_lines((4 * D + kept_rows(recompute) + 1) * cpu::padded_keys<T>(Tk));
   }
+  /// Rows of kept probabilities in the backward scratch.
+  static index_t kept_rows(bool recompute) { return recompute ? 0 : cpu::attention_max_rows_per_call; }
   static index_t whole_lines(index_t n) {
     constexpr index_t per_line = index_t(64 / sizeof(T));
     return (n + per_line - 1) / per_line * per_line;
@@ -478,7 +482,7 @@ class MultiHeadSelfAttention {
   }
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (laid out as q and k) get that
-  /// head's columns. `work` holds backward_scratch(D, Tk) values.
+  /// head's columns. `work` holds backward_scratch(D, Tk, ctx.recompute) values.
   void backward_rows(const Context& ctx, const Tensor<T, Backend>& dheads, index_t b, index_t h, T scale,
                      T* work, Tensor<T, Backend>& dq, Tensor<T, Backend>& dk, Tensor<T, Backend>& dv) const {
     const Layout& L = ctx.layout;
@@ -487,16 +491,16 @@ class MultiHeadSelfAttention {
     const std::int32_t* mask_row = ctx.mask.empty() ? nullptr : ctx.mask.data() + b * Tx;
     const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);  // as in forward
     const index_t Tp = cpu::padded_keys<T>(keys);
-    constexpr index_t R_max = cpu::attention_max_rows_per_call;
+    const index_t R_kept = kept_rows(ctx.recompute);
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
-      *bias = p + R_max * Tp;
+      *bias = p + R_kept * Tp;
     transpose_head(ctx.k, k0, h, keys, kt);
     transpose_head(ctx.v, k0, h, keys, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
     if (ctx.recompute)
       key_bias(mask_row, keys, P, bias);
     else
-      std::fill(p, p + R_max * Tp, T(0));  // the kept rows are copied in front of these zeros
+      std::fill(p, p + R_kept * Tp, T(0));  // the kept rows are copied in front of these zeros
     cpu::with_head_dim(D, [&](auto width) {
       constexpr int Dc = decltype(width)::value;
       // Rows i .. i + N - 1 in one call: they share each load and store of dK^T and dV^T.
