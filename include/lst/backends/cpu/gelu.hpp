@@ -30,6 +30,17 @@ namespace gelu_detail {
 constexpr double inv_sqrt2 = 0.70710678118654752440;
 constexpr double inv_sqrt_2pi = 0.39894228040143267794;
 
+/// x phi(x) for Eigen's path, x clamped to [-13, 13] as in slope16: below 1.2e-36 outside, where the
+/// unclamped product is inf * 0 = NaN at x = +-inf (the slope there is 1 or 0). Comparisons, not min / max,
+/// so that a NaN (false in both) stays a NaN.
+template <class ArrayExpr>
+auto x_times_density(const ArrayExpr& x) {
+  using T = typename ArrayExpr::Scalar;
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Array xc = (x > T(13)).select(T(13), (x < T(-13)).select(T(-13), x));
+  return (xc * T(inv_sqrt_2pi) * (T(-0.5) * xc * xc).exp()).eval();
+}
+
 #if defined(__AVX512F__)
 /// erf(x) lane by lane: Eigen's clamp to [-4, 4] (outside it fl(erf) = +-1) and its numerator and
 /// denominator.
@@ -120,7 +131,7 @@ void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
   const Eigen::Map<const Array> xa(x, n);
   Eigen::Map<Array> ya(y, n), sa(slope, n);
   ya = T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf());  // Phi(x), for now
-  sa = ya + xa * T(gelu_detail::inv_sqrt_2pi) * (T(-0.5) * xa * xa).exp();
+  sa = ya + gelu_detail::x_times_density(xa);
   ya *= xa;
 }
 
@@ -139,8 +150,8 @@ void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
 #endif
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-  Eigen::Map<Array>(dx, n) = dya * (T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf()) +
-                                    xa * T(gelu_detail::inv_sqrt_2pi) * (T(-0.5) * xa * xa).exp());
+  Eigen::Map<Array>(dx, n) =
+      dya * (T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf()) + gelu_detail::x_times_density(xa));
 }
 
 }  // namespace cpu
