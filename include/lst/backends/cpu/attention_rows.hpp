@@ -65,10 +65,14 @@ Packet<T> attention_scores(const T* scaled_q, const Packet<T> (&k)[D], Packet<T>
 
 /// Query rows per call of the row kernels for heads of width D: enough that each K^T, V^T, dK^T and dV^T
 /// packet is loaded (and, in backward, stored) once for several rows; few enough that the forward's R D
-/// accumulators stay in registers (of the 32 AVX-512 registers; the one-pass backward holds more: its R D
-/// query-gradient accumulators beside the D packets of K^T, dK^T and dV^T, and spills some).
+/// accumulators mostly stay in registers (the one-pass backward holds more: its R D query-gradient
+/// accumulators beside the D packets of K^T, dK^T and dV^T, and spills some). 4 rows up to D = 8 in
+/// AVX-512's 32 registers; 2 in AVX2's 16 (bench_core's side attention table: on Zen 3 the counts moved the
+/// kernels by less than the machine's noise, about 15 %, and 2 rows hold fewer spills than 4). One row for
+/// wider heads.
 template <int D>
-inline constexpr int attention_rows_per_call = D <= 8 ? 4 : 1;
+inline constexpr int attention_rows_per_call = D <= 8 ? (vector_registers >= 32 ? 4 : 2) : 1;
+
 /// The most rows one call takes (the callers' scratch holds this many rows).
 inline constexpr int attention_max_rows_per_call = 4;
 

@@ -134,8 +134,9 @@ void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, con
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
   index_t k = 0;
   if (prefetch && a.unit_k()) {  // line l of the next tile: its row l % MR, from float line * (l / MR)
-    // The next tile's MR ceil(K / line) lines over the K / 2 pairs of steps: one line per pair for 8-row
-    // tiles (exactly enough where K is a whole number of lines), three for 24-row ones.
+    // The next tile's MR ceil(K / line) lines over the K / 2 pairs of steps: one line per pair for 6- and
+    // 8-row tiles (exactly enough for 8 rows where K is a whole number of lines), two for 12-row ones and
+    // three for 24-row ones.
     constexpr int per_pair = (MR + 7) / 8;
     const A next = a.rows_from(MR);
     const index_t lines = MR * ((K + line - 1) / line);
@@ -165,12 +166,21 @@ void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, con
     }
 }
 
-/// Rows [0, M) of C against one column stripe of NP packets: tiles of MR rows, then single rows. MR * NP
-/// accumulators plus NP packets of B fit the 32 AVX-512 registers.
+/// The packets of C's widest column stripe: 3 (48 floats) in 32 registers, 2 (16 floats) in 16.
+inline constexpr int narrow_stripe_packets = vector_registers >= 32 ? 3 : 2;
+
+/// The rows of a tile of NP packets: its MR NP accumulators, NP packets of op(B) and one broadcast of op(A)
+/// within the vector registers (8 x 3 and 24 x 1 in AVX-512's 32; 6 x 2 and 12 x 1 in AVX2's 16, the 6 x 16
+/// kernel of BLIS and OpenBLAS on Haswell).
+template <int NP>
+inline constexpr int narrow_tile_rows = vector_registers >= 32 ? (NP == 1 ? 24 : 8) : (NP == 1 ? 12 : 6);
+
+/// Rows [0, M) of C against one column stripe of NP packets: tiles of narrow_tile_rows<NP> rows, then single
+/// rows.
 template <int NP, class A, class B>
 void narrow_stripe(index_t M, index_t K, float alpha, const A& a, const B& b, float beta, const float* bias,
                    float* c, index_t ldc) {
-  constexpr int MR = NP == 3 ? 8 : 24;
+  constexpr int MR = narrow_tile_rows<NP>;
   index_t i = 0;
   for (; i + MR <= M; i += MR) {
     const bool next_tile = !a.unit_k() || i + 2 * MR <= M;  // activations: while a whole tile follows
@@ -194,8 +204,9 @@ void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const A& a
     const float* bias_k = k0 == 0 ? bias : nullptr;
     const auto bias_at = [bias_k](index_t j) { return bias_k ? bias_k + j : nullptr; };
     index_t j = 0;
-    for (; j + 3 * L <= N; j += 3 * L)
-      narrow_stripe<3>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
+    constexpr int NP = narrow_stripe_packets;
+    for (; j + NP * L <= N; j += NP * L)
+      narrow_stripe<NP>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
     for (; j < N; j += L) narrow_stripe<1>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
   }
 }

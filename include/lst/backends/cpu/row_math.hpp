@@ -18,7 +18,7 @@
 #include <type_traits>
 
 #include <Eigen/Core>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -31,6 +31,17 @@ template <class T>
 using Packet = typename Eigen::internal::packet_traits<T>::type;
 template <class T>
 inline constexpr index_t packet_size = Eigen::internal::unpacket_traits<Packet<T>>::size;
+
+/// The vector registers the build's ISA gives a kernel: 32 with AVX-512 (zmm0-31) and on AArch64, 16 with
+/// AVX / AVX2 (ymm0-15) and SSE. Register-blocked kernels (the narrow GEMM's tiles, the attention rows per
+/// call) size their blocks by it: a tile sized for 32 registers spills a third of its accumulators to the
+/// stack on an AVX2 machine.
+inline constexpr int vector_registers =
+#if defined(__AVX512F__) || defined(__aarch64__)
+    32;
+#else
+    16;
+#endif
 
 /// sum_j a[j] b[j] over n values, lane-wise in packets, then a fixed tree over the lanes.
 template <class T>
@@ -97,7 +108,8 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
 /// 2^m: one vscalefps scales by 2^m instead. That is 12 instructions and 10 constants instead of 17 and 13,
 /// which matters where the exp is most of the work (the side network's 4-wide attention heads) and where the
 /// constants compete with a few rows' accumulators for the 32 registers. Below -87.3 it returns the true
-/// exp (a denormal, or 0) where Eigen returns 0 or exp(-88.4). Elsewhere Eigen's pexp.
+/// exp (a denormal, or 0) where Eigen returns 0 or exp(-88.4). With AVX2 and FMA the same in 8 lanes, 2^m
+/// from its exponent bits (no clamp of x, no two-step ldexp). Elsewhere Eigen's pexp.
 template <class T>
 Packet<T> softmax_exp(Packet<T> x) {
   namespace ei = Eigen::internal;
@@ -117,6 +129,30 @@ Packet<T> softmax_exp(Packet<T> x) {
     y = _mm512_fmadd_ps(y, r3, y1);
     y = _mm512_fmadd_ps(y, r2, y2);
     return _mm512_scalef_ps(y, m);
+  }
+#elif defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float> && packet_size<T> == 8) {
+    // Eigen's generic pexp (AVX2) in the same reduction and polynomial, so the same bits on [-87.3, 0]
+    // (every float there, checked once), without its clamp of x and with one multiply by 2^m, built from its
+    // exponent bits with m clamped at -127 (2^-127 builds as 0): below -87.3 the result is a denormal or 0.
+    const __m256 m = _mm256_max_ps(
+        _mm256_set1_ps(-127.f),
+        _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f))));
+    // r = x - m ln(2) in two FMAs, ln(2) split as Eigen's generic pexp splits it (its AVX-512 pexp takes
+    // one).
+    const __m256 r = _mm256_fmadd_ps(m, _mm256_set1_ps(2.12194440e-4f),
+                                     _mm256_fmadd_ps(m, _mm256_set1_ps(-0.693359375f), x));
+    const __m256 r2 = _mm256_mul_ps(r, r), r3 = _mm256_mul_ps(r2, r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500E-4f), r, _mm256_set1_ps(1.3981999507E-3f));
+    __m256 y1 = _mm256_fmadd_ps(_mm256_set1_ps(4.1665795894E-2f), r, _mm256_set1_ps(1.6666665459E-1f));
+    const __m256 y2 = _mm256_add_ps(r, _mm256_set1_ps(1.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073E-3f));
+    y1 = _mm256_fmadd_ps(y1, r, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, r3, y1);
+    y = _mm256_fmadd_ps(y, r2, y2);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
   }
 #endif
   return ei::pexp(x);
