@@ -82,9 +82,9 @@ TEST_CASE("activation_and_slope: the forward's bits, and dy * slope is the backw
 
 TEST_CASE(
     "cpu::gelu_erf and its slope: within a few ulp of Eigen's erf everywhere, and each value's bits alone") {
-  // The AVX-512 kernel divides through a reciprocal estimate and a correction step; Eigen's array erf
-  // divides. Both are within a couple of ulp of erf; an ulp of erf (6e-8 near +-1) moves x Phi(x) by up to
-  // |x| 3e-8.
+  // The AVX-512 kernel divides through a reciprocal estimate and a correction step; the AVX2 one and Eigen's
+  // array erf divide. Both are within a couple of ulp of erf; an ulp of erf (6e-8 near +-1) moves x Phi(x) by
+  // up to |x| 3e-8.
   std::vector<float> x;
   for (int i = -20000; i <= 20000; ++i) x.push_back(float(i) * 1e-3f);
   for (float v : {1e-30f, 1e-6f, 7.5f, 13.5f, 40.f, 1e30f, 3e38f}) {
@@ -133,9 +133,9 @@ TEST_CASE(
   }
   CHECK(ys[1] == inf);
   CHECK(ss[1] == 1.f);
-#if defined(__AVX512F__)
-  // One value at a time (the masked tail) gives the bits of the full packets. (Only on AVX-512: Eigen's path
-  // computes the elements before its first aligned packet in scalar code.)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+  // One value at a time (the masked tail) gives the bits of the full packets. (Only with the vector kernels:
+  // Eigen's path computes the elements before its first aligned packet in scalar code.)
   std::vector<float> y1(1), s1(1);
   for (index_t i = 0; i < n; i += 97) {
     CAPTURE(x[i]);

@@ -4,15 +4,16 @@
 ///        slope = Phi(x) + x phi(x), Phi the standard normal CDF and phi its density.
 ///
 /// Eigen's float erf (generic_fast_erf_float) is a 13/8-degree rational function on [-4, 4]: a dozen FMAs and
-/// one division per packet. On AVX-512 the division (vdivps, one every ~10 cycles) costs as much as all the
-/// FMAs together, and GELU runs over every FFN element twice per training step (forward, and its slope in
-/// backward): 6 % of a cached LST epoch. Here the same polynomials are divided through a reciprocal estimate
-/// and one correction step (within about an ulp of the quotient), each element in one pass that
-/// loads x once. Elsewhere (double, no AVX-512) Eigen's array erf, as before.
+/// one division per packet, and GELU runs over every FFN element twice per training step (forward, and its
+/// slope in backward): 6 % of a cached LST epoch. Here each element takes one pass that loads x once, with
+/// AVX-512 (16 lanes) or AVX2 and FMA (8 lanes). On AVX-512 the division (vdivps, one every ~10 cycles) would
+/// cost as much as all the FMAs together, so the same polynomials are divided through a reciprocal estimate
+/// and one correction step (within about an ulp of the quotient); with AVX2 it is Eigen's division. Elsewhere
+/// (double, or neither ISA) Eigen's array erf, as before.
 ///
-/// On AVX-512 a float's result depends on its value alone, never on its position: the ragged end runs through
-/// masked loads and stores of the same vector code, so a chunked, threaded call gives the bits of a single
-/// one. (Eigen's path, elsewhere, takes scalar code for the elements before its first aligned packet.) NaN
+/// In the vector kernels a float's result depends on its value alone, never on its position: the ragged end
+/// runs through masked loads and stores of the same vector code, so a chunked, threaded call gives the bits
+/// of a single one. (Eigen's path takes scalar code for the elements before its first aligned packet.) NaN
 /// stays NaN in y and in the slope: every clamp takes its constant first, and vminps / vmaxps return the
 /// second operand when either is NaN.
 #pragma once
@@ -30,7 +31,7 @@ namespace gelu_detail {
 constexpr double inv_sqrt2 = 0.70710678118654752440;
 constexpr double inv_sqrt_2pi = 0.39894228040143267794;
 
-/// x phi(x) for Eigen's path, x clamped to [-13, 13] as in slope16: below 1.2e-36 outside, where the
+/// x phi(x) for Eigen's path, x clamped to [-13, 13] as in slope_lanes: below 1.2e-36 outside, where the
 /// unclamped product is inf * 0 = NaN at x = +-inf (the slope there is 1 or 0). Comparisons, not min / max,
 /// so that a NaN (false in both) stays a NaN.
 template <class ArrayExpr>
@@ -42,57 +43,116 @@ auto x_times_density(const ArrayExpr& x) {
 }
 
 #if defined(__AVX512F__)
+/// The float vectors of the kernels below: 16 lanes, a ragged end through mask registers, p / q through a
+/// 14-bit reciprocal estimate and one correction step (Markstein's: t + (p - q t) r with the residual exact
+/// in the FMA), within about an ulp of the quotient. vdivps issues once every ~10 cycles here and would cost
+/// as much as all the FMAs together. q lies in [-0.21, -0.014], far from 0 and from overflow.
+struct Lanes {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr index_t size = 16;
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V quotient(V p, V q) {
+    const V r = _mm512_rcp14_ps(q), t = _mm512_mul_ps(p, r);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, t, p), r, t);
+  }
+  static Mask all() { return static_cast<Mask>(0xFFFF); }
+  static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
+  static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(Mask m, float* p, V v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+#define LST_GELU_SIMD_ 1
+#elif defined(__AVX2__) && defined(__FMA__)
+/// The same in 8 lanes, the ragged end through vmaskmovps. Here p / q is a division, Eigen's own (the same
+/// bits as its erf): vdivps ymm issues every 3.5 cycles on Zen 3, far less than the FMAs around it.
+struct Lanes {
+  using V = __m256;
+  struct Mask {  // vmaskmovps only for the ragged end: its store is microcoded on AMD (Zen 2 and 3)
+    __m256i lanes;
+    bool whole;
+  };
+  static constexpr index_t size = 8;
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V quotient(V p, V q) { return _mm256_div_ps(p, q); }
+  static Mask all() { return {_mm256_setzero_si256(), true}; }
+  static Mask first(index_t n) {  // lanes below n
+    return {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+        false};
+  }
+  static V load(const Mask& m, const float* p) {
+    return m.whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m.lanes);
+  }
+  static void store(const Mask& m, float* p, V v) {
+    if (m.whole)
+      _mm256_storeu_ps(p, v);
+    else
+      _mm256_maskstore_ps(p, m.lanes, v);
+  }
+};
+#define LST_GELU_SIMD_ 1
+#endif
+
+#if defined(LST_GELU_SIMD_)
+using V = Lanes::V;
+
 /// erf(x) lane by lane: Eigen's clamp to [-4, 4] (outside it fl(erf) = +-1) and its numerator and
 /// denominator.
-inline __m512 erf16(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-4.f), _mm512_min_ps(_mm512_set1_ps(4.f), x));
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  __m512 p =
-      _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
-  p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
-  p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
-  p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
-  p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
-  p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
-  p = _mm512_mul_ps(x, p);
-  __m512 q =
-      _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
-  q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
-  q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
-  q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
-  // p / q from a 14-bit estimate r of 1/q: t = p r, then t + (p - q t) r with the residual exact in the FMA
-  // (Markstein's correction), which leaves the quotient within about an ulp, as the division. q lies in
-  // [-0.21, -0.014], far from 0 and from overflow.
-  const __m512 r = _mm512_rcp14_ps(q), t = _mm512_mul_ps(p, r);
-  return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, t, p), r, t);
+inline V erf_lanes(V x) {
+  using S = Lanes;
+  x = S::max(S::set1(-4.f), S::min(S::set1(4.f), x));
+  const V x2 = S::mul(x, x);
+  V p = S::fma(x2, S::set1(-2.72614225801306e-10f), S::set1(2.77068142495902e-08f));
+  p = S::fma(x2, p, S::set1(-2.10102402082508e-06f));
+  p = S::fma(x2, p, S::set1(-5.69250639462346e-05f));
+  p = S::fma(x2, p, S::set1(-7.34990630326855e-04f));
+  p = S::fma(x2, p, S::set1(-2.95459980854025e-03f));
+  p = S::fma(x2, p, S::set1(-1.60960333262415e-02f));
+  p = S::mul(x, p);
+  V q = S::fma(x2, S::set1(-1.45660718464996e-05f), S::set1(-2.13374055278905e-04f));
+  q = S::fma(x2, q, S::set1(-1.68282697438203e-03f));
+  q = S::fma(x2, q, S::set1(-7.37332916720468e-03f));
+  q = S::fma(x2, q, S::set1(-1.42647390514189e-02f));
+  return S::quotient(p, q);
 }
 
 /// Phi(x) = (1 + erf(x / sqrt 2)) / 2.
-inline __m512 normal_cdf16(__m512 x) {
-  const __m512 half = _mm512_set1_ps(0.5f);
-  return _mm512_fmadd_ps(erf16(_mm512_mul_ps(x, _mm512_set1_ps(float(inv_sqrt2)))), half, half);
+inline V normal_cdf_lanes(V x) {
+  using S = Lanes;
+  const V half = S::set1(0.5f);
+  return S::fma(erf_lanes(S::mul(x, S::set1(float(inv_sqrt2)))), half, half);
 }
 
 /// Phi(x) + x phi(x), given Phi(x); x is clamped to [-13, 13] for x phi(x), which is below 1.2e-36 there
 /// (exp's argument would otherwise leave softmax_exp's range). The last step is an explicit FMA so that no
 /// caller's compiler contracts it its own way: the slope stored by gelu_erf_and_slope must be the one
 /// gelu_erf_gradient multiplies by.
-inline __m512 slope16(__m512 x, __m512 cdf) {
-  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-13.f), _mm512_min_ps(_mm512_set1_ps(13.f), x));
-  const __m512 e = softmax_exp<float>(_mm512_mul_ps(_mm512_mul_ps(xc, _mm512_set1_ps(-0.5f)), xc));
-  return _mm512_fmadd_ps(_mm512_mul_ps(xc, _mm512_set1_ps(float(inv_sqrt_2pi))), e, cdf);
+inline V slope_lanes(V x, V cdf) {
+  using S = Lanes;
+  const V xc = S::max(S::set1(-13.f), S::min(S::set1(13.f), x));
+  const V e = softmax_exp<float>(S::mul(S::mul(xc, S::set1(-0.5f)), xc));
+  return S::fma(S::mul(xc, S::set1(float(inv_sqrt_2pi))), e, cdf);
 }
 
-/// f(mask, offset) over [0, n) in packets of 16, the last one masked.
+/// f(mask, offset) over [0, n) in whole vectors, the last one masked.
 template <class F>
 inline void for_each_packet(index_t n, F&& f) {
+  constexpr index_t L = Lanes::size;
   index_t i = 0;
-  for (; i + 32 <= n; i += 32) {  // two independent packets per iteration
-    f(static_cast<__mmask16>(0xFFFF), i);
-    f(static_cast<__mmask16>(0xFFFF), i + 16);
+  for (; i + 2 * L <= n; i += 2 * L) {  // two independent vectors per iteration
+    f(Lanes::all(), i);
+    f(Lanes::all(), i + L);
   }
-  for (; i + 16 <= n; i += 16) f(static_cast<__mmask16>(0xFFFF), i);
-  if (i < n) f(static_cast<__mmask16>((1u << (n - i)) - 1u), i);
+  for (; i + L <= n; i += L) f(Lanes::all(), i);
+  if (i < n) f(Lanes::first(n - i), i);
 }
 #endif
 }  // namespace gelu_detail
@@ -100,11 +160,12 @@ inline void for_each_packet(index_t n, F&& f) {
 /// y = x Phi(x) over n values.
 template <class T>
 void gelu_erf(const T* x, T* y, index_t n) {
-#if defined(__AVX512F__)
+#if defined(LST_GELU_SIMD_)
   if constexpr (std::is_same_v<T, float>) {
-    gelu_detail::for_each_packet(n, [&](__mmask16 m, index_t i) {
-      const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-      _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, gelu_detail::normal_cdf16(v)));
+    using S = gelu_detail::Lanes;
+    gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
+      const S::V v = S::load(m, x + i);
+      S::store(m, y + i, S::mul(v, gelu_detail::normal_cdf_lanes(v)));
     });
     return;
   }
@@ -117,12 +178,13 @@ void gelu_erf(const T* x, T* y, index_t n) {
 /// y = x Phi(x) and slope = Phi(x) + x phi(x) from one erf. dy * slope is gelu_erf_gradient's dx bit for bit.
 template <class T>
 void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
-#if defined(__AVX512F__)
+#if defined(LST_GELU_SIMD_)
   if constexpr (std::is_same_v<T, float>) {
-    gelu_detail::for_each_packet(n, [&](__mmask16 m, index_t i) {
-      const __m512 v = _mm512_maskz_loadu_ps(m, x + i), cdf = gelu_detail::normal_cdf16(v);
-      _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, cdf));
-      _mm512_mask_storeu_ps(slope + i, m, gelu_detail::slope16(v, cdf));
+    using S = gelu_detail::Lanes;
+    gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
+      const S::V v = S::load(m, x + i), cdf = gelu_detail::normal_cdf_lanes(v);
+      S::store(m, y + i, S::mul(v, cdf));
+      S::store(m, slope + i, gelu_detail::slope_lanes(v, cdf));
     });
     return;
   }
@@ -138,12 +200,13 @@ void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
 /// dx = dy * (Phi(x) + x phi(x)).
 template <class T>
 void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
-#if defined(__AVX512F__)
+#if defined(LST_GELU_SIMD_)
   if constexpr (std::is_same_v<T, float>) {
-    gelu_detail::for_each_packet(n, [&](__mmask16 m, index_t i) {
-      const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-      const __m512 slope = gelu_detail::slope16(v, gelu_detail::normal_cdf16(v));
-      _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), slope));
+    using S = gelu_detail::Lanes;
+    gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
+      const S::V v = S::load(m, x + i);
+      const S::V slope = gelu_detail::slope_lanes(v, gelu_detail::normal_cdf_lanes(v));
+      S::store(m, dx + i, S::mul(S::load(m, dy + i), slope));
     });
     return;
   }
@@ -156,3 +219,5 @@ void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
 
 }  // namespace cpu
 LST_NAMESPACE_END
+
+#undef LST_GELU_SIMD_
