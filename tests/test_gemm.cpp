@@ -102,11 +102,13 @@ std::vector<float> check_narrow(Trans ta, Trans tb, index_t M, index_t N, index_
 }  // namespace
 
 TEST_CASE("Narrow GEMM: forward, input-gradient and weight-gradient shapes against a double reference") {
-  // Forward C = X W^T and input gradients C = dY W (op(A) the activations): whole 8-row tiles and a
-  // remainder, stripes of 3 packets and of 1 (N = 80 takes both), K up to 384.
+  // Forward C = X W^T and input gradients C = dY W (op(A) the activations): whole tiles and a remainder (301
+  // rows: tiles of 6, 8, 12 and 24 rows leave some), the widest stripes and single packets (five packets take
+  // both: 3 + 1 + 1 with AVX-512, 2 + 2 + 1 with AVX2), K up to 384.
+  constexpr index_t L = cpu::packet_size<float>;
   for (const Trans tb : {Trans::yes, Trans::no})
     for (const index_t M : {256, 301})
-      for (const auto& nk : {std::pair<index_t, index_t>{48, 48}, {80, 64}, {16, 384}, {64, 5}, {192, 48}})
+      for (const auto& nk : {std::pair<index_t, index_t>{48, 48}, {5 * L, 64}, {16, 384}, {64, 5}, {192, 48}})
         for (const float beta : {0.0f, 1.0f, -0.5f})
           check_narrow(Trans::no, tb, M, nk.first, nk.second, 1.5f, beta, 7);
   // Weight gradients C = dY^T X (op(A) = A^T): the reduction over tokens in one block, and in blocks of 256
