@@ -42,66 +42,8 @@ auto x_times_density(const ArrayExpr& x) {
   return (xc * T(inv_sqrt_2pi) * (T(-0.5) * xc * xc).exp()).eval();
 }
 
-#if defined(__AVX512F__)
-/// The float vectors of the kernels below: 16 lanes, a ragged end through mask registers, p / q through a
-/// 14-bit reciprocal estimate and one correction step (Markstein's: t + (p - q t) r with the residual exact
-/// in the FMA), within about an ulp of the quotient. vdivps issues once every ~10 cycles here and would cost
-/// as much as all the FMAs together. q lies in [-0.21, -0.014], far from 0 and from overflow.
-struct Lanes {
-  using V = __m512;
-  using Mask = __mmask16;
-  static constexpr index_t size = 16;
-  static V set1(float x) { return _mm512_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static V min(V a, V b) { return _mm512_min_ps(a, b); }
-  static V max(V a, V b) { return _mm512_max_ps(a, b); }
-  static V quotient(V p, V q) {
-    const V r = _mm512_rcp14_ps(q), t = _mm512_mul_ps(p, r);
-    return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, t, p), r, t);
-  }
-  static Mask all() { return static_cast<Mask>(0xFFFF); }
-  static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
-  static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-  static void store(Mask m, float* p, V v) { _mm512_mask_storeu_ps(p, m, v); }
-};
-#define LST_GELU_SIMD_ 1
-#elif defined(__AVX2__) && defined(__FMA__)
-/// The same in 8 lanes, the ragged end through vmaskmovps. Here p / q is a division, Eigen's own (the same
-/// bits as its erf): vdivps ymm issues every 3.5 cycles on Zen 3, far less than the FMAs around it.
-struct Lanes {
-  using V = __m256;
-  struct Mask {  // vmaskmovps only for the ragged end: its store is microcoded on AMD (Zen 2 and 3)
-    __m256i lanes;
-    bool whole;
-  };
-  static constexpr index_t size = 8;
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V min(V a, V b) { return _mm256_min_ps(a, b); }
-  static V max(V a, V b) { return _mm256_max_ps(a, b); }
-  static V quotient(V p, V q) { return _mm256_div_ps(p, q); }
-  static Mask all() { return {_mm256_setzero_si256(), true}; }
-  static Mask first(index_t n) {  // lanes below n
-    return {
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-        false};
-  }
-  static V load(const Mask& m, const float* p) {
-    return m.whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m.lanes);
-  }
-  static void store(const Mask& m, float* p, V v) {
-    if (m.whole)
-      _mm256_storeu_ps(p, v);
-    else
-      _mm256_maskstore_ps(p, m.lanes, v);
-  }
-};
-#define LST_GELU_SIMD_ 1
-#endif
-
-#if defined(LST_GELU_SIMD_)
+#if defined(LST_CPU_LANES)
+using Lanes = simd::Lanes;
 using V = Lanes::V;
 
 /// erf(x) lane by lane: Eigen's clamp to [-4, 4] (outside it fl(erf) = +-1) and its numerator and
@@ -160,9 +102,9 @@ inline void for_each_packet(index_t n, F&& f) {
 /// y = x Phi(x) over n values.
 template <class T>
 void gelu_erf(const T* x, T* y, index_t n) {
-#if defined(LST_GELU_SIMD_)
+#if defined(LST_CPU_LANES)
   if constexpr (std::is_same_v<T, float>) {
-    using S = gelu_detail::Lanes;
+    using S = simd::Lanes;
     gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
       const S::V v = S::load(m, x + i);
       S::store(m, y + i, S::mul(v, gelu_detail::normal_cdf_lanes(v)));
@@ -178,9 +120,9 @@ void gelu_erf(const T* x, T* y, index_t n) {
 /// y = x Phi(x) and slope = Phi(x) + x phi(x) from one erf. dy * slope is gelu_erf_gradient's dx bit for bit.
 template <class T>
 void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
-#if defined(LST_GELU_SIMD_)
+#if defined(LST_CPU_LANES)
   if constexpr (std::is_same_v<T, float>) {
-    using S = gelu_detail::Lanes;
+    using S = simd::Lanes;
     gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
       const S::V v = S::load(m, x + i), cdf = gelu_detail::normal_cdf_lanes(v);
       S::store(m, y + i, S::mul(v, cdf));
@@ -200,9 +142,9 @@ void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
 /// dx = dy * (Phi(x) + x phi(x)).
 template <class T>
 void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
-#if defined(LST_GELU_SIMD_)
+#if defined(LST_CPU_LANES)
   if constexpr (std::is_same_v<T, float>) {
-    using S = gelu_detail::Lanes;
+    using S = simd::Lanes;
     gelu_detail::for_each_packet(n, [&](S::Mask m, index_t i) {
       const S::V v = S::load(m, x + i);
       const S::V slope = gelu_detail::slope_lanes(v, gelu_detail::normal_cdf_lanes(v));
@@ -219,5 +161,3 @@ void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
 
 }  // namespace cpu
 LST_NAMESPACE_END
-
-#undef LST_GELU_SIMD_
