@@ -3,7 +3,7 @@
 # One training update at batch 32, sequence 128 on the real checkpoint, in one run: lst full fine-tuning and lst
 # LST (r = 8), each against PyTorch doing the same update on the same ids and labels (bench/finetune_step.py:
 # Hugging Face BertModel, and the reference LST built from its BertLayer), both on 1 and on 2 threads.
-#   bench/finetune_step.sh [--reps 5] [--batch 32] [--seq 128]
+#   [LST_BUILD_DIR=build/cblas] bench/finetune_step.sh [--reps 5] [--batch 32] [--seq 128]
 # Each configuration runs in its own process, so its peak RSS is its own. Needs the checkpoint
 # (scripts/fetch-model.py) and, for the peer, Debian's python3-torch with libopenblas0-pthread and
 # transformers in $LST_HF_SITE (default /tmp/hfsite; see scripts/hf_reference.py). OPENBLAS_NUM_THREADS is
@@ -13,12 +13,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 LST_MODEL_DIR="${LST_MODEL_DIR:-$(python3 "$ROOT/scripts/fetch-model.py" | tail -n 1)}"
 export LST_MODEL_DIR
-cmake -S "$ROOT" -B "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release -DLST_BUILD_BENCH=ON >&2
-cmake --build "$ROOT/build/release" --target bench_finetune_step -j "$(nproc 2>/dev/null || echo 2)" >&2
+# LST_BUILD_DIR picks another build of lst (e.g. build/cblas, configured with -DLST_CBLAS=ON); its cached options
+# stay as they are.
+BUILD="${LST_BUILD_DIR:-$ROOT/build/release}"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLST_BUILD_BENCH=ON >&2
+cmake --build "$BUILD" --target bench_finetune_step -j "$(nproc 2>/dev/null || echo 2)" >&2
 results=()
 for method in full lst; do
   for threads in 1 2; do
-    ours=$("$ROOT/build/release/bench/bench_finetune_step" --method "$method" --r 8 --threads "$threads" "$@")
+    ours=$("$BUILD/bench/bench_finetune_step" --method "$method" --r 8 --threads "$threads" "$@")
     echo "$ours"
     results+=("$ours")
     peer=$(OPENBLAS_NUM_THREADS="$threads" PYTHONPATH="${LST_HF_SITE:-/tmp/hfsite}" /usr/bin/python3 \
@@ -30,7 +33,7 @@ done
 # LST steps fed from the tap cache (epochs after the first): the warm-up update fills it, the timed ones skip
 # the backbone (their memory peaks are theirs, after the warm-up's).
 for threads in 1 2; do
-  ours=$("$ROOT/build/release/bench/bench_finetune_step" --method lst --r 8 --threads "$threads" --cache-taps ram "$@")
+  ours=$("$BUILD/bench/bench_finetune_step" --method lst --r 8 --threads "$threads" --cache-taps ram "$@")
   echo "$ours"
   results+=("$ours")
 done

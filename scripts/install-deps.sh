@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs what building and testing lst needs. Idempotent: does nothing when everything is already there.
 #   Debian/Ubuntu packages: build-essential cmake libeigen3-dev doctest-dev nlohmann-json3-dev libutf8proc-dev pkg-config
-#                           libcli11-dev (+ python3-pip when no pip is available)
+#                           libcli11-dev libopenblas-openmp-dev (for the -DLST_CBLAS=ON build)
+#                           (+ python3-pip when no pip is available)
 #   PyPI:                   conan>=2 (when no `conan` is on PATH)
 set -euo pipefail
 
@@ -17,7 +18,8 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
-packages=(build-essential cmake libeigen3-dev doctest-dev nlohmann-json3-dev libutf8proc-dev pkg-config libcli11-dev)
+packages=(build-essential cmake libeigen3-dev doctest-dev nlohmann-json3-dev libutf8proc-dev pkg-config libcli11-dev
+  libopenblas-openmp-dev)
 have_pip() { command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; }
 if ! have_pip; then
   packages+=(python3-pip)

@@ -3,7 +3,8 @@
 # The full check of lst, as CI runs it (.ci/run):
 #   1. build/release: Release build of tests, benchmarks and examples; ctest -L cpu (unit + install-and-consume)
 #   2. build/asan:    Debug (-O1 -g) build of the tests with ASan + UBSan; ctest -L cpu -LE packaging
-#   3. conan create . (the Conan 2 package and its test_package)
+#   3. build/cblas:   Release build of the GEMM-using tests with -DLST_CBLAS=ON (OpenBLAS); ctest on them
+#   4. conan create . (the Conan 2 package and its test_package)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,6 +42,17 @@ cmake --build "$ROOT/build/asan" -j "$JOBS"
 step "sanitizer tests"
 ctest --test-dir "$ROOT/build/asan" --output-on-failure -L cpu -LE packaging -j "$CTEST_JOBS"
 
+step "CBLAS build (build/cblas: -DLST_CBLAS=ON, OpenBLAS's OpenMP build for the wide GEMMs)"
+# The tests that multiply through gemm() (the others do not depend on the option: the release build runs them).
+cblas_tests=(test_gemm test_linear test_attention test_encoder_layer test_bert_encoder test_bert_checkpoint
+  test_feed_forward test_pruning test_side_network test_tap_cache test_trainer)
+cmake -S "$ROOT" -B "$ROOT/build/cblas" -DCMAKE_BUILD_TYPE=Release \
+  -DLST_BUILD_TESTS=ON -DLST_BUILD_BENCH=OFF -DLST_BUILD_EXAMPLES=OFF -DLST_NATIVE=ON -DLST_CBLAS=ON
+cmake --build "$ROOT/build/cblas" -j "$JOBS" --target "${cblas_tests[@]}"
+step "CBLAS tests"
+ctest --test-dir "$ROOT/build/cblas" --output-on-failure -j "$CTEST_JOBS" \
+  -R "^($(IFS='|'; echo "${cblas_tests[*]}"))\$"
+
 step "conan package (conan create)"
 conan profile detect --exist-ok
 # With the recipe's default system_deps=True nothing comes from a Conan remote (Eigen and nlohmann_json are the
@@ -49,4 +61,4 @@ conan profile detect --exist-ok
 # shellcheck disable=SC2086
 conan create "$ROOT" --build=missing ${LST_CONAN_ARGS---no-remote}
 
-printf '\nlst test.sh: ALL CHECKS PASSED (release tests, ASan/UBSan tests, conan create)\n'
+printf '\nlst test.sh: ALL CHECKS PASSED (release tests, ASan/UBSan tests, CBLAS tests, conan create)\n'

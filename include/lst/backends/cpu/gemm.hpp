@@ -6,6 +6,9 @@
 #include <type_traits>
 
 #include <Eigen/Core>
+#if defined(LST_USE_CBLAS)
+#include <cblas.h>
+#endif
 
 #include "../../core/matrix_ref.hpp"
 #include "narrow_gemm.hpp"
@@ -23,7 +26,11 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 
 /// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, every matrix row-major with its own leading
 /// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS. Float products with a narrow
-/// weight side take cpu::narrow_gemm (narrow_gemm.hpp), everything else Eigen's GEMM.
+/// weight side take cpu::narrow_gemm (narrow_gemm.hpp), everything else Eigen's GEMM — or, where the
+/// including project defines LST_USE_CBLAS and links a CBLAS (CMake: -DLST_CBLAS=ON for lst's own programs,
+/// OpenBLAS's OpenMP build), cblas_sgemm / cblas_dgemm: OpenBLAS's AVX2 kernels outrun Eigen's on AMD's Zen
+/// (README, "Bench"). Its OpenMP build shares lst's thread pool, and runs on one thread inside lst's parallel
+/// loops.
 template <class T>
 void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b,
           T beta, const MatrixRef<T, Cpu>& c) {
@@ -38,6 +45,22 @@ void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const M
   const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
   detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));
   if (c.rows == 0 || c.cols == 0) return;
+#if defined(LST_USE_CBLAS)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    const index_t K = ta == Trans::no ? a.cols : a.rows;
+    if (K > 0) {  // (K = 0 below: BLAS asks leading dimensions >= 1 of the empty operands)
+      const auto op = [](Trans t) { return t == Trans::no ? CblasNoTrans : CblasTrans; };
+      const auto i = [](index_t v) { return static_cast<int>(v); };
+      if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, op(ta), op(tb), i(c.rows), i(c.cols), i(K), alpha, a.data, i(a.ld), b.data,
+                    i(b.ld), beta, c.data, i(c.ld));
+      else
+        cblas_dgemm(CblasRowMajor, op(ta), op(tb), i(c.rows), i(c.cols), i(K), alpha, a.data, i(a.ld), b.data,
+                    i(b.ld), beta, c.data, i(c.ld));
+      return;
+    }
+  }
+#endif
   // Eigen folds alpha and the transposes into its GEMM kernel call; noalias() promises C does not overlap
   // A/B, which saves the temporary Eigen would otherwise evaluate the product into. One accumulating product
   // per transpose combination (not also an assigning one) halves the Eigen GEMM instantiations, which
