@@ -18,6 +18,7 @@
 /// second operand when either is NaN.
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
 #include <unsupported/Eigen/SpecialFunctions>
@@ -31,15 +32,24 @@ namespace gelu_detail {
 constexpr double inv_sqrt2 = 0.70710678118654752440;
 constexpr double inv_sqrt_2pi = 0.39894228040143267794;
 
-/// x phi(x) for Eigen's path, x clamped to [-13, 13] as in slope_lanes: below 1.2e-36 outside, where the
-/// unclamped product is inf * 0 = NaN at x = +-inf (the slope there is 1 or 0). Comparisons, not min / max,
-/// so that a NaN (false in both) stays a NaN.
-template <class ArrayExpr>
-auto x_times_density(const ArrayExpr& x) {
-  using T = typename ArrayExpr::Scalar;
+/// out = x phi(x) for Eigen's path, x clamped to [-13, 13] as in slope_lanes: below 1.2e-36 outside, where
+/// the unclamped product is inf * 0 = NaN at x = +-inf (the slope there is 1 or 0). Comparisons, not min /
+/// max, so that a NaN (false in both) stays a NaN. Elementwise, so out may be x.
+template <class T>
+void x_times_density(const T* x, T* out, index_t n) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  const Array xc = (x > T(13)).select(T(13), (x < T(-13)).select(T(-13), x));
-  return (xc * T(inv_sqrt_2pi) * (T(-0.5) * xc * xc).exp()).eval();
+  const Eigen::Map<const Array> xa(x, n);
+  Eigen::Map<Array> o(out, n);
+  o = (xa > T(13)).select(T(13), (xa < T(-13)).select(T(-13), xa));  // clamped x
+  o = o * T(inv_sqrt_2pi) * (T(-0.5) * o * o).exp();
+}
+
+/// Eigen's path in blocks of `block` elements, so that x phi(x) lives in a stack buffer, not a heap
+/// temporary.
+constexpr index_t block = 256;
+template <class F>
+void for_each_block(index_t n, F&& f) {
+  for (index_t i = 0; i < n; i += block) f(i, std::min(block, n - i));
 }
 
 #if defined(LST_CPU_LANES)
@@ -132,11 +142,15 @@ void gelu_erf_and_slope(const T* x, T* y, T* slope, index_t n) {
   }
 #endif
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  const Eigen::Map<const Array> xa(x, n);
-  Eigen::Map<Array> ya(y, n), sa(slope, n);
-  ya = T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf());  // Phi(x), for now
-  sa = ya + gelu_detail::x_times_density(xa);
-  ya *= xa;
+  gelu_detail::for_each_block(n, [&](index_t i, index_t m) {
+    T x_phi[gelu_detail::block];
+    gelu_detail::x_times_density(x + i, x_phi, m);
+    const Eigen::Map<const Array> xa(x + i, m), xpa(x_phi, m);
+    Eigen::Map<Array> ya(y + i, m), sa(slope + i, m);
+    ya = T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf());  // Phi(x), for now
+    sa = ya + xpa;
+    ya *= xa;
+  });
 }
 
 /// dx = dy * (Phi(x) + x phi(x)).
@@ -154,9 +168,12 @@ void gelu_erf_gradient(const T* x, const T* dy, T* dx, index_t n) {
   }
 #endif
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-  Eigen::Map<Array>(dx, n) =
-      dya * (T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf()) + gelu_detail::x_times_density(xa));
+  gelu_detail::for_each_block(n, [&](index_t i, index_t m) {
+    T x_phi[gelu_detail::block];
+    gelu_detail::x_times_density(x + i, x_phi, m);
+    const Eigen::Map<const Array> xa(x + i, m), dya(dy + i, m), xpa(x_phi, m);
+    Eigen::Map<Array>(dx + i, m) = dya * (T(0.5) * (T(1) + (xa * T(gelu_detail::inv_sqrt2)).erf()) + xpa);
+  });
 }
 
 }  // namespace cpu
