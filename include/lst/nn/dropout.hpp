@@ -10,7 +10,7 @@
 #include <string>
 #include <type_traits>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -164,6 +164,48 @@ class Dropout {
         const __mmask16 m =
             __mmask16(kept(first + std::uint64_t(j)) | (kept(first + std::uint64_t(j) + 8) << 8));
         _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps(m, _mm512_loadu_ps(x + j), pscale));
+      }
+    }
+#elif defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+      // Eight draws at once in two vectors of four 64-bit lanes. AVX2 has no 64-bit multiply: mul_low()
+      // builds the low 64 bits of z c from three 32 x 32 -> 64-bit products. The first multiply, index *
+      // golden, becomes an addition: lane l's z starts at key + (first + l + 1) golden and grows by 8 golden
+      // a step. The 24-bit draws (below 2^31, so the signed compare is exact) are packed into eight 32-bit
+      // lanes; kept iff u > ceil(p 2^24) - 1, the scalar definition's mask bit for bit.
+      const auto mul_low = [](__m256i z, std::uint64_t c) {
+        const __m256i c_lo = _mm256_set1_epi64x(static_cast<long long>(c & 0xffffffffull));
+        const __m256i c_hi = _mm256_set1_epi64x(static_cast<long long>(c >> 32));
+        const __m256i cross =
+            _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), c_lo), _mm256_mul_epu32(z, c_hi));
+        return _mm256_add_epi64(_mm256_mul_epu32(z, c_lo), _mm256_slli_epi64(cross, 32));
+      };
+      const auto draws = [&](__m256i z) {  // (z ^ z >> 30) m1, (.. ^ .. >> 27) m2, .. ^ .. >> 31, top 24 bits
+        z = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xbf58476d1ce4e5b9ull);
+        z = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94d049bb133111ebull);
+        return _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 40);
+      };
+      constexpr std::uint64_t golden = 0x9e3779b97f4a7c15ull;
+      const auto lane_state = [&](std::uint64_t l) { return key + (first + l + 1) * golden; };
+      __m256i z_lo =
+          _mm256_set_epi64x(static_cast<long long>(lane_state(3)), static_cast<long long>(lane_state(2)),
+                            static_cast<long long>(lane_state(1)), static_cast<long long>(lane_state(0)));
+      __m256i z_hi =
+          _mm256_set_epi64x(static_cast<long long>(lane_state(7)), static_cast<long long>(lane_state(6)),
+                            static_cast<long long>(lane_state(5)), static_cast<long long>(lane_state(4)));
+      const __m256i stride = _mm256_set1_epi64x(static_cast<long long>(8 * golden));
+      const __m256i keep_above = _mm256_set1_epi32(static_cast<int>(std::ceil(double(p) * 16777216.0)) - 1);
+      const __m256i even_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+      const __m256 pscale = _mm256_set1_ps(scale);
+      for (; j + 8 <= n; j += 8) {
+        // The low dword of each 64-bit draw, lanes 0-3 from z_lo and 4-7 from z_hi.
+        const __m256i lo = _mm256_permutevar8x32_epi32(draws(z_lo), even_dwords);
+        const __m256i hi = _mm256_permutevar8x32_epi32(draws(z_hi), even_dwords);
+        const __m256i u = _mm256_permute2x128_si256(lo, hi, 0x20);
+        const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(u, keep_above));
+        _mm256_storeu_ps(y + j, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(x + j), pscale)));
+        z_lo = _mm256_add_epi64(z_lo, stride);
+        z_hi = _mm256_add_epi64(z_hi, stride);
       }
     }
 #endif

@@ -18,6 +18,7 @@
 /// pack what they read; every padded row they skip reached nothing the head reads.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -389,6 +390,7 @@ class SideNetwork {
     const T* zp = z.data();
     if (training) kept = Tensor<T, Backend>(s.shape(), MemCategory::activations);
     T* kp = training ? kept.data() : nullptr;
+    LST_PARALLEL_FOR_IF(rows * C >= parallel_min_elements)
     for (index_t r = 0; r < rows; ++r)
       for (index_t c = 0; c < C; ++c) {
         const index_t at = r * C + c;
@@ -529,17 +531,28 @@ class SideNetwork {
     const index_t C = m_width, rows = ds.numel() / C, n = alpha.numel();
     const std::vector<T> mu = gate_factors(i);
     dz = Tensor<T, Backend>(ds.shape());
-    std::vector<double> acc(std::size_t(C), 0.0);
     T* g = ds.data();
     T* gz = dz.data();
     const T *ap = a.data(), *bp = b.data();
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t c = 0; c < C; ++c) {
-        const index_t at = r * C + c;
-        acc[std::size_t(c)] += double(g[at]) * double(ap[at] - bp[at]);
-        gz[at] = (T(1) - mu[std::size_t(c)]) * g[at];
-        g[at] = mu[std::size_t(c)] * g[at];
-      }
+    // dL/dmu_c summed in double over fixed row blocks, then the blocks in order: the same bits on any number
+    // of threads.
+    constexpr index_t block_rows = 64;
+    const index_t blocks = (rows + block_rows - 1) / block_rows;
+    std::vector<double> partial(std::size_t(blocks * C), 0.0);
+    LST_PARALLEL_FOR_IF(rows * C >= parallel_min_elements)
+    for (index_t blk = 0; blk < blocks; ++blk) {
+      double* acc = partial.data() + blk * C;
+      for (index_t r = blk * block_rows; r < std::min(rows, (blk + 1) * block_rows); ++r)
+        for (index_t c = 0; c < C; ++c) {
+          const index_t at = r * C + c;
+          acc[c] += double(g[at]) * double(ap[at] - bp[at]);
+          gz[at] = (T(1) - mu[std::size_t(c)]) * g[at];
+          g[at] = mu[std::size_t(c)] * g[at];
+        }
+    }
+    std::vector<double> acc(std::size_t(C), 0.0);
+    for (index_t blk = 0; blk < blocks; ++blk)
+      for (index_t c = 0; c < C; ++c) acc[std::size_t(c)] += partial[std::size_t(blk * C + c)];
     if (n == 1) {
       for (index_t c = 1; c < C; ++c) acc[0] += acc[std::size_t(c)];
     }

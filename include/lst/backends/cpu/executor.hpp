@@ -150,13 +150,24 @@ struct Executor<Cpu> {
     V* LST_RESTRICT out = dst.data();
     if (!r.accumulate) std::fill(out, out + cols, V(0));
     const auto d = detail::pad4(s);
-    for (index_t i0 = 0; i0 < d[0]; ++i0)
-      for (index_t i1 = 0; i1 < d[1]; ++i1)
-        for (index_t i2 = 0; i2 < d[2]; ++i2) {
-          over_row(ev, i0, i1, i2, cols, [&](index_t c0, index_t n) {
-            for (index_t j = 0; j < n; ++j) out[c0 + j] += ev.at_col(j);
-          });
+    const index_t rows = d[0] * d[1] * d[2];
+    // Columns split over the threads (in whole 8-float packets), each summing its columns over every row in
+    // order: the bits of the serial loop on any number of threads, and nothing allocated. A bias gradient
+    // over a few thousand rows (a linear layer's backward) no longer holds the other threads up.
+    const index_t packets = cols / 8;
+    const index_t parts = rows * cols >= parallel_min_elements ? std::min<index_t>(threads(), packets) : 1;
+    LST_PARALLEL_FOR_IF(parts > 1)
+    for (index_t part = 0; part < std::max<index_t>(parts, 1); ++part) {
+      const index_t c_begin = parts > 1 ? packets * part / parts * 8 : 0;
+      const index_t c_end = parts > 1 && part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
+      E local = ev;  // seek() moves an evaluator: one per thread
+      for (index_t row = 0; row < rows; ++row)
+        for (index_t c0 = c_begin; c0 < c_end; c0 += expr_chunk) {
+          local.seek(row / (d[1] * d[2]), (row / d[2]) % d[1], row % d[2], c0);
+          const index_t n = std::min(expr_chunk, c_end - c0);
+          for (index_t j = 0; j < n; ++j) out[c0 + j] += local.at_col(j);
         }
+    }
   }
 };
 
