@@ -108,8 +108,7 @@ TEST_CASE("Packed sequences from a right-padded mask, and bad masks") {
   CHECK(PackedSequences::whole(2, 4).start == std::vector<index_t>{0, 4, 8});
 }
 
-TEST_CASE(
-    "Dropout's float masks (sixteen draws at once where the CPU has AVX-512) are the scalar definition's") {
+TEST_CASE("Dropout's float masks (16 draws at once with AVX-512, 8 with AVX2) are the scalar definition's") {
   // Element i of the call at `step` is kept iff uniform_in_stream(stream_key(seed, step), i) >= p: checked
   // for every element, over lengths that leave partial vectors, for a plain tensor and for packed rows.
   for (const double p : {0.1, 0.3, 0.5}) {
