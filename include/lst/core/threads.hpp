@@ -23,9 +23,15 @@
 #define LST_PRAGMA_(x) _Pragma(#x)
 // The same, only when `condition` holds (large loops: a parallel region costs microseconds to start).
 #define LST_PARALLEL_FOR_IF(condition) LST_PRAGMA_(omp parallel for schedule(static) if (condition))
+// The same for iterations of unequal cost (one sequence of a packed batch each, whose attention costs its
+// length squared): handed out one at a time as threads finish, so that no thread idles at the end while
+// another works through the long sequences. Only for iterations whose results do not depend on which thread
+// runs them.
+#define LST_PARALLEL_FOR_UNEVEN_IF(condition) LST_PRAGMA_(omp parallel for schedule(dynamic, 1) if (condition))
 #else
 #define LST_PARALLEL_FOR
 #define LST_PARALLEL_FOR_IF(condition)
+#define LST_PARALLEL_FOR_UNEVEN_IF(condition)
 #endif
 
 LST_NAMESPACE_BEGIN

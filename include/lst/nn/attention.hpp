@@ -209,7 +209,7 @@ class MultiHeadSelfAttention {
     // Small problems stay on one thread: starting a parallel region costs more than they do, and far more
     // when a worker thread has to wait for a busy core.
     const bool parallel = B * H * Sq * Sk >= parallel_min_elements;
-    LST_PARALLEL_FOR_IF(parallel)
+    LST_PARALLEL_FOR_UNEVEN_IF(parallel)  // packed sequences of unequal lengths
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
       const std::int32_t* mrow = mask.data() ? mask.data() + b * Tx : nullptr;
@@ -277,7 +277,7 @@ class MultiHeadSelfAttention {
     Tensor<T, Backend> recomputed(ctx.recompute && !by_rows ? Shape{workers, Sq, Sk} : Shape{0});
     m_o.backward_from(ctx.heads, dy, dheads, gm);
     const bool parallel = B * H * Sq * Sk >= parallel_min_elements;  // as in forward
-    LST_PARALLEL_FOR_IF(parallel)
+    LST_PARALLEL_FOR_UNEVEN_IF(parallel)                             // packed sequences of unequal lengths
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {

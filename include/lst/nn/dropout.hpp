@@ -128,7 +128,7 @@ class Dropout {
         apply_span(key, std::uint64_t(r * C), p, scale, row_of(r), y + r * C, C);
       return;
     }
-    LST_PARALLEL_FOR_IF(R * C >= parallel_min_elements)
+    LST_PARALLEL_FOR_UNEVEN_IF(R * C >= parallel_min_elements)  // sequences of unequal lengths
     for (index_t b = 0; b < rows.count(); ++b)
       for (index_t t = 0; t < rows.length(b); ++t) {
         const index_t r = rows.first_row(b) + t;
