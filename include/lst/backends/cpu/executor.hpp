@@ -151,9 +151,9 @@ struct Executor<Cpu> {
     if (!r.accumulate) std::fill(out, out + cols, V(0));
     const auto d = detail::pad4(s);
     const index_t rows = d[0] * d[1] * d[2];
-    // Columns split over the threads (in whole 8-float packets), each summing its columns over every row in
-    // order: the bits of the serial loop on any number of threads, and nothing allocated. A bias gradient
-    // over a few thousand rows (a linear layer's backward) no longer holds the other threads up.
+    // Columns split over the threads (in groups of 8, a float packet on AVX2), each summing its columns over
+    // every row in order: the bits of the serial loop on any number of threads, and nothing allocated. A bias
+    // gradient over a few thousand rows (a linear layer's backward) no longer holds the other threads up.
     const index_t packets = cols / 8;
     const index_t parts = rows * cols >= parallel_min_elements ? std::min<index_t>(threads(), packets) : 1;
     LST_PARALLEL_FOR_IF(parts > 1)
