@@ -97,6 +97,9 @@ constexpr const char* peak_isa = "none";
 /// VM, vCPUs sharing a host core or stolen by neighbours show here).
 double measure_peak_gflops(int workers = 1) {
 #if defined(__AVX512F__) || (defined(__AVX__) && defined(__FMA__))
+#if !defined(_OPENMP)
+  workers = 1;  // no threads to run them on
+#endif
   constexpr int chains = 12;
   const long iters = 20'000'000;
   std::vector<double> samples;
@@ -122,9 +125,6 @@ double measure_peak_gflops(int workers = 1) {
         if (sink[0] == 12345.f) std::puts("");  // keep the loop alive
       }
     });
-#if !defined(_OPENMP)
-    workers = 1;
-#endif
     samples.push_back(double(workers) * double(iters) * chains * peak_lanes * 2 / s / 1e9);
   }
   return median(samples);

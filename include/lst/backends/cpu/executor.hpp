@@ -155,11 +155,13 @@ struct Executor<Cpu> {
     // every row in order: the bits of the serial loop on any number of threads, and nothing allocated. A bias
     // gradient over a few thousand rows (a linear layer's backward) no longer holds the other threads up.
     const index_t packets = cols / 8;
-    const index_t parts = rows * cols >= parallel_min_elements ? std::min<index_t>(threads(), packets) : 1;
+    const index_t parts = rows * cols >= parallel_min_elements
+                              ? std::max<index_t>(1, std::min<index_t>(threads(), packets))
+                              : 1;
     LST_PARALLEL_FOR_IF(parts > 1)
-    for (index_t part = 0; part < std::max<index_t>(parts, 1); ++part) {
-      const index_t c_begin = parts > 1 ? packets * part / parts * 8 : 0;
-      const index_t c_end = parts > 1 && part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
+    for (index_t part = 0; part < parts; ++part) {
+      const index_t c_begin = packets * part / parts * 8;
+      const index_t c_end = part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
       E local = ev;  // seek() moves an evaluator: one per thread
       for (index_t row = 0; row < rows; ++row)
         for (index_t c0 = c_begin; c0 < c_end; c0 += expr_chunk) {
