@@ -180,8 +180,16 @@ TEST_CASE("Narrow GEMM over a row table: the bits of the product on the rows gat
 }
 
 TEST_CASE("Narrow GEMM: the same bits on one thread and on two; wide products stay with Eigen") {
-  for (const Trans ta : {Trans::no, Trans::yes}) {
-    const index_t M = ta == Trans::no ? 517 : 48, N = 48, K = ta == Trans::no ? 384 : 1000;
+  // A forward product splits its rows; weight gradients split the wider of M and N (48 x 48 by rows, a
+  // ladder's 48 x 384 by columns).
+  struct Case {
+    Trans ta;
+    index_t M, N, K;
+  };
+  for (const Case& cs :
+       {Case{Trans::no, 517, 48, 384}, Case{Trans::yes, 48, 48, 1000}, Case{Trans::yes, 48, 384, 700}}) {
+    const Trans ta = cs.ta;
+    const index_t M = cs.M, N = cs.N, K = cs.K;
     const int before = threads();
     set_threads(1);
     const auto one = check_narrow(ta, Trans::no, M, N, K, 1.0f, 1.0f, 9);

@@ -163,12 +163,14 @@ struct Executor<Cpu> {
       const index_t c_begin = packets * part / parts * 8;
       const index_t c_end = part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
       E local = ev;  // seek() moves an evaluator: one per thread
-      for (index_t row = 0; row < rows; ++row)
-        for (index_t c0 = c_begin; c0 < c_end; c0 += expr_chunk) {
-          local.seek(row / (d[1] * d[2]), (row / d[2]) % d[1], row % d[2], c0);
-          const index_t n = std::min(expr_chunk, c_end - c0);
-          for (index_t j = 0; j < n; ++j) out[c0 + j] += local.at_col(j);
-        }
+      for (index_t i0 = 0; i0 < d[0]; ++i0)
+        for (index_t i1 = 0; i1 < d[1]; ++i1)
+          for (index_t i2 = 0; i2 < d[2]; ++i2)
+            for (index_t c0 = c_begin; c0 < c_end; c0 += expr_chunk) {
+              local.seek(i0, i1, i2, c0);
+              const index_t n = std::min(expr_chunk, c_end - c0);
+              for (index_t j = 0; j < n; ++j) out[c0 + j] += local.at_col(j);
+            }
     }
   }
 };

@@ -26,6 +26,10 @@
 #include "../../core/threads.hpp"
 #include "row_math.hpp"
 
+#ifndef LST_NARROW_PANEL_BYTES
+#define LST_NARROW_PANEL_BYTES 32768
+#endif
+
 LST_NAMESPACE_BEGIN
 namespace cpu {
 
@@ -62,14 +66,26 @@ void gather_rows(const T* const* row, index_t rows, index_t cols, T* out) {
 namespace detail {
 /// The operands of a tile, as offsets into the caller's matrices. op(A)(i, k) is `at(i, k)`; op(B) row k
 /// starts at `row(k)`. `unit_k` says op(A) holds activations row by row (A itself, not dY^T).
-struct StridedA {  // op(A)(i, k) = p[i * row + k * col]
+// The two strided layouts are separate types so that the unit stride is known at compile time: with both
+// strides at run time, each broadcast of op(A) cost an integer multiply, and the tile's row pointers no
+// longer fitted in the general registers (perf annotate of a cached LST epoch on Zen 3).
+struct RowsA {  // op(A) = A, activations row by row: op(A)(i, k) = p[i * ld + k]
   const float* p;
-  index_t row, col;
-  float at(index_t i, index_t k) const { return p[i * row + k * col]; }
-  StridedA rows_from(index_t i) const { return {p + i * row, row, col}; }
-  StridedA k_from(index_t k) const { return {p + k * col, row, col}; }
-  const float* line_of_row(index_t i, index_t k) const { return p + i * row + k * col; }
-  bool unit_k() const { return col == 1; }
+  index_t ld;
+  float at(index_t i, index_t k) const { return p[i * ld + k]; }
+  RowsA rows_from(index_t i) const { return {p + i * ld, ld}; }
+  RowsA k_from(index_t k) const { return {p + k, ld}; }
+  const float* line_of_row(index_t i, index_t k) const { return p + i * ld + k; }
+  static constexpr bool unit_k() { return true; }
+};
+struct ColumnsA {  // op(A) = dY^T, a weight gradient's: op(A)(i, k) = p[k * ld + i]
+  const float* p;
+  index_t ld;
+  float at(index_t i, index_t k) const { return p[k * ld + i]; }
+  ColumnsA rows_from(index_t i) const { return {p + i, ld}; }
+  ColumnsA k_from(index_t k) const { return {p + k * ld, ld}; }
+  const float* line_of_row(index_t i, index_t k) const { return p + k * ld + i; }
+  static constexpr bool unit_k() { return false; }
 };
 struct TableA {  // op(A)(i, k) = r[i][col0 + k]: activations whose rows lie anywhere
   const float* const* r;
@@ -78,7 +94,7 @@ struct TableA {  // op(A)(i, k) = r[i][col0 + k]: activations whose rows lie any
   TableA rows_from(index_t i) const { return {r + i, col0}; }
   TableA k_from(index_t k) const { return {r, col0 + k}; }
   const float* line_of_row(index_t i, index_t k) const { return r[i] + col0 + k; }
-  bool unit_k() const { return true; }
+  static constexpr bool unit_k() { return true; }
 };
 struct StridedB {  // op(B) row k at p + k * ld
   const float* p;
@@ -133,7 +149,7 @@ void narrow_tile(index_t K, float alpha, const A& a, const B& b, float beta, con
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) acc[i][j] = ei::pset1<P>(0.0f);
   index_t k = 0;
-  if (prefetch && a.unit_k()) {  // line l of the next tile: its row l % MR, from float line * (l / MR)
+  if (prefetch && A::unit_k()) {  // line l of the next tile: its row l % MR, from float line * (l / MR)
     // The next tile's MR ceil(K / line) lines over the K / 2 pairs of steps: one line per pair for 6- and
     // 8-row tiles (exactly enough for 8 rows where K is a whole number of lines), two for 12-row ones and
     // three for 24-row ones.
@@ -183,36 +199,54 @@ void narrow_stripe(index_t M, index_t K, float alpha, const A& a, const B& b, fl
   constexpr int MR = narrow_tile_rows<NP>;
   index_t i = 0;
   for (; i + MR <= M; i += MR) {
-    const bool next_tile = !a.unit_k() || i + 2 * MR <= M;  // activations: while a whole tile follows
+    const bool next_tile = !A::unit_k() || i + 2 * MR <= M;  // activations: while a whole tile follows
     narrow_tile<MR, NP>(K, alpha, a.rows_from(i), b, beta, bias, c + i * ldc, ldc, next_tile);
   }
   for (; i < M; ++i) narrow_tile<1, NP>(K, alpha, a.rows_from(i), b, beta, bias, c + i * ldc, ldc, false);
 }
 
-/// C (M, N) block by block over k; one thread's rectangle of C. The bias goes in with the first block, as
-/// into a C preset to it.
+/// The bytes of op(A) that one panel of rows spans, where op(A) holds activations: every column stripe of C
+/// runs over the panel's rows before the next panel starts, so the panel is read from memory once and from
+/// the cache by the other stripes. (With the stripes outermost, the FFN up-projection's 12 stripes each
+/// streamed all 4096 rows of its input from L3.)
+inline constexpr index_t narrow_gemm_panel_bytes = LST_NARROW_PANEL_BYTES;
+
+/// C (M, N) in panels of rows (activations) and blocks over k; one thread's rectangle of C. The bias goes in
+/// with the first block, as into a C preset to it.
 template <class A, class B>
 void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const A& a, const B& b, float beta,
                         const float* bias, float* c, index_t ldc) {
   constexpr index_t L = packet_size<float>;
+  constexpr int NP = narrow_stripe_packets;
   const index_t block = K <= narrow_gemm_k_block_threshold ? std::max<index_t>(K, 1) : narrow_gemm_k_block;
-  for (index_t k0 = 0; k0 == 0 || k0 < K; k0 += block) {
-    const index_t kn = std::min(block, K - k0);
-    const float beta_k = k0 == 0 ? beta : 1.0f;  // later blocks add into C
-    const A ak = a.k_from(k0);
-    const B bk = b.k_from(k0);
-    const float* bias_k = k0 == 0 ? bias : nullptr;
-    const auto bias_at = [bias_k](index_t j) { return bias_k ? bias_k + j : nullptr; };
-    index_t j = 0;
-    constexpr int NP = narrow_stripe_packets;
-    for (; j + NP * L <= N; j += NP * L)
-      narrow_stripe<NP>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
-    for (; j < N; j += L) narrow_stripe<1>(M, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), c + j, ldc);
+  constexpr index_t MR = narrow_tile_rows<NP>;
+  const index_t panel =
+      A::unit_k() ? std::max<index_t>(MR, narrow_gemm_panel_bytes / index_t(sizeof(float) * block) / MR * MR)
+                  : M;
+  for (index_t i0 = 0; i0 == 0 || i0 < M; i0 += panel) {
+    const index_t mi = std::min(panel, M - i0);
+    for (index_t k0 = 0; k0 == 0 || k0 < K; k0 += block) {
+      const index_t kn = std::min(block, K - k0);
+      const float beta_k = k0 == 0 ? beta : 1.0f;  // later blocks add into C
+      const A ak = a.rows_from(i0).k_from(k0);
+      const B bk = b.k_from(k0);
+      float* ck = c + i0 * ldc;
+      const float* bias_k = k0 == 0 ? bias : nullptr;
+      const auto bias_at = [bias_k](index_t j) { return bias_k ? bias_k + j : nullptr; };
+      index_t j = 0;
+      for (; j + NP * L <= N; j += NP * L)
+        narrow_stripe<NP>(mi, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), ck + j, ldc);
+      for (; j < N; j += L)
+        narrow_stripe<1>(mi, kn, alpha, ak, bk.cols_from(j), beta_k, bias_at(j), ck + j, ldc);
+    }
   }
 }
 
-/// C (M, N) = alpha op(A) op(B) + beta C (+ bias) over the threads: split by column stripes where C has few
-/// rows (a weight gradient), else by row blocks of 8.
+/// C (M, N) = alpha op(A) op(B) + beta C (+ bias) over the threads, by row blocks of 8 or by column stripes.
+/// A forward product (many rows) splits its rows. A weight gradient dY^T X reads, on each thread, its
+/// share of dY's M columns and of X's N columns over all K tokens, so it splits the wider of the two: a
+/// ladder's (48, 384) gradient by X's columns, so that each thread reads half of the cached backbone states
+/// instead of all of them. Neither split changes an element's chain of multiply-adds.
 template <class A, class B>
 void narrow_gemm_parallel(index_t M, index_t N, index_t K, float alpha, const A& a, const B& b, float beta,
                           const float* bias, const MatrixRef<float, Cpu>& c) {
@@ -220,7 +254,7 @@ void narrow_gemm_parallel(index_t M, index_t N, index_t K, float alpha, const A&
   // Small products stay on one thread (a parallel region costs more than they do).
   const index_t parts = M * N * K >= 64 * parallel_min_elements ? std::max(1, threads()) : 1;
   const index_t stripes = N / L;
-  const bool by_columns = M < 8 * parts && stripes >= parts;
+  const bool by_columns = stripes >= parts && (A::unit_k() ? M < 8 * parts : N > M);
   LST_PARALLEL_FOR_IF(parts > 1)
   for (index_t p = 0; p < parts; ++p) {
     if (by_columns) {
@@ -258,13 +292,18 @@ inline void narrow_gemm(Trans ta, Trans tb, float alpha, const MatrixRef<const f
   lst::detail::check_gemm_shapes(ta, tb, a, b, c);
   LST_CHECK_SHAPE(N % L == 0, "narrow_gemm: C has ", N, " columns, not a whole number of ", L,
                   "-float packets");
-  const detail::StridedA op_a{a.data, ta == Trans::no ? a.ld : 1, ta == Trans::no ? 1 : a.ld};
-  if (tb == Trans::no) {
-    detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{b.data, b.ld}, beta, bias, c);
-    return;
-  }
-  const auto transposed = detail::transposed_weight(b);  // b is (N, K): op(B) (K, N) row k = column k of b
-  detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{transposed.data(), N}, beta, bias, c);
+  const auto run = [&](const auto& op_a) {
+    if (tb == Trans::no) {
+      detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{b.data, b.ld}, beta, bias, c);
+      return;
+    }
+    const auto transposed = detail::transposed_weight(b);  // b is (N, K): op(B) (K, N) row k = column k of b
+    detail::narrow_gemm_parallel(M, N, K, alpha, op_a, detail::StridedB{transposed.data(), N}, beta, bias, c);
+  };
+  if (ta == Trans::no)
+    run(detail::RowsA{a.data, a.ld});
+  else
+    run(detail::ColumnsA{a.data, a.ld});
 }
 
 /// C (M, N) = X W^T (+ bias on every row) for X's M rows in a table and W (N, K): narrow_gemm(Trans::no,
@@ -290,7 +329,7 @@ inline void narrow_gemm_rows_weight_gradient(const MatrixRef<const float, Cpu>& 
   LST_CHECK_SHAPE(dy.rows == K && dy.cols == M && x.cols == N && narrow_gemm_applies(Trans::yes, M, N, K),
                   "narrow_gemm_rows_weight_gradient: dY (", dy.rows, ", ", dy.cols, ")^T X (", x.rows, ", ",
                   x.cols, ") into C (", M, ", ", N, ") is not a narrow product");
-  detail::narrow_gemm_parallel(M, N, K, 1.0f, detail::StridedA{dy.data, 1, dy.ld}, detail::TableB{x.row, 0},
+  detail::narrow_gemm_parallel(M, N, K, 1.0f, detail::ColumnsA{dy.data, dy.ld}, detail::TableB{x.row, 0},
                                beta, nullptr, c);
 }
 
