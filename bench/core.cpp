@@ -313,43 +313,47 @@ void bench_gelu() {
               1e9 * ts / double(n), 1e9 * tes / double(n), ts / tes);
 }
 
-/// Seconds per call of f, as the median of g_reps samples of enough calls for 50 ms.
-template <class F>
-double median_seconds(F&& f) {
-  return paired_median(f, [] {}).first;
-}
-
 /// The side network's attention row kernels on one head of 128 queries against 128 keys, at each number of
 /// query rows per call, forward and one-pass backward (recomputing the probabilities): ns per score. D = 4,
 /// 8 and 16 are the side heads at r = 8, 4 and 2 (12 heads). The row counts the build takes are marked.
-template <int D, int R>
-std::pair<double, double> attention_rows_seconds(index_t n) {
-  const index_t Tp = cpu::padded_keys<float>(n);
-  Rng rng(5);
-  std::vector<float> q(std::size_t(n * D)), o(q.size()), go(q.size()), gq(q.size()), kt(std::size_t(D * Tp)),
-      vt(kt.size()), dkt(kt.size()), dvt(kt.size()), bias(std::size_t(Tp), 0.f), e(std::size_t(4 * Tp)),
-      delta(static_cast<std::size_t>(n));
-  for (auto* v : {&q, &go})
-    for (float& x : *v) x = float(rng.uniform(-1, 1));
-  for (index_t d = 0; d < D; ++d)
-    for (index_t j = 0; j < Tp; ++j) {
-      kt[std::size_t(d * Tp + j)] = j < n ? float(rng.uniform(-1, 1)) : 0.f;
-      vt[std::size_t(d * Tp + j)] = j < n ? float(rng.uniform(-1, 1)) : 0.f;
-    }
-  for (index_t j = n; j < Tp; ++j) bias[std::size_t(j)] = -std::numeric_limits<float>::infinity();
-  std::vector<cpu::SoftmaxRowStats<float>> stats(static_cast<std::size_t>(n));
-  const float scale = 1.f / std::sqrt(float(D));
-  const auto forward = [&] {
+template <int D>
+struct AttentionRowsBench {
+  index_t n, Tp;
+  std::vector<float> q, o, go, gq, kt, vt, dkt, dvt, bias, e, delta;
+  std::vector<cpu::SoftmaxRowStats<float>> stats;
+  float scale;
+
+  explicit AttentionRowsBench(index_t n_) : n(n_), Tp(cpu::padded_keys<float>(n_)) {
+    Rng rng(5);
+    for (auto* v : {&q, &o, &go, &gq}) v->resize(std::size_t(n * D));
+    for (auto* v : {&kt, &vt, &dkt, &dvt}) v->resize(std::size_t(D * Tp));
+    bias.assign(std::size_t(Tp), 0.f);
+    e.resize(std::size_t(4 * Tp));
+    delta.resize(std::size_t(n));
+    stats.resize(std::size_t(n));
+    for (auto* v : {&q, &go})
+      for (float& x : *v) x = float(rng.uniform(-1, 1));
+    for (index_t d = 0; d < D; ++d)
+      for (index_t j = 0; j < Tp; ++j) {
+        kt[std::size_t(d * Tp + j)] = j < n ? float(rng.uniform(-1, 1)) : 0.f;
+        vt[std::size_t(d * Tp + j)] = j < n ? float(rng.uniform(-1, 1)) : 0.f;
+      }
+    for (index_t j = n; j < Tp; ++j) bias[std::size_t(j)] = -std::numeric_limits<float>::infinity();
+    scale = 1.f / std::sqrt(float(D));
+    forward<1>();
+    for (index_t i = 0; i < n; ++i)
+      delta[std::size_t(i)] = cpu::attention_row_delta<float, D>(go.data() + i * D, o.data() + i * D);
+  }
+  template <int R>
+  void forward() {
     cpu::for_row_blocks<R>(n, [&](index_t i, auto count) {
       constexpr int N = decltype(count)::value;
       cpu::attention_rows_forward<float, D, N, false>(q.data() + i * D, o.data() + i * D, D, scale, kt.data(),
                                                       vt.data(), bias.data(), Tp, e.data(), stats.data() + i);
     });
-  };
-  forward();
-  for (index_t i = 0; i < n; ++i)
-    delta[std::size_t(i)] = cpu::attention_row_delta<float, D>(go.data() + i * D, o.data() + i * D);
-  const auto backward = [&] {
+  }
+  template <int R>
+  void backward() {
     std::fill(dkt.begin(), dkt.end(), 0.f);
     std::fill(dvt.begin(), dvt.end(), 0.f);
     cpu::for_row_blocks<R>(n, [&](index_t i, auto count) {
@@ -358,35 +362,39 @@ std::pair<double, double> attention_rows_seconds(index_t n) {
           q.data() + i * D, go.data() + i * D, gq.data() + i * D, D, scale, kt.data(), vt.data(), bias.data(),
           Tp, stats.data() + i, delta.data() + i, nullptr, dkt.data(), dvt.data());
     });
-  };
-  return {median_seconds(forward), median_seconds(backward)};
-}
+  }
+};
 
+/// One table row per direction: 1, 2 and 4 rows per call, and 4 rows' time over 2 rows' timed in
+/// alternation (paired_median), which this machine's drift between two separate timings does not move.
 template <int D>
 void bench_attention_rows_at() {
-  const index_t n = 128;
-  const double scores = double(n) * double(n);
-  const auto [f1, b1] = attention_rows_seconds<D, 1>(n);
-  const auto [f2, b2] = attention_rows_seconds<D, 2>(n);
-  const auto [f4, b4] = attention_rows_seconds<D, 4>(n);
-  const auto cell = [&](double t, int R, int chosen) {
+  AttentionRowsBench<D> bench(128);
+  const double scores = double(bench.n) * double(bench.n);
+  const int chosen = cpu::attention_rows_per_call<D>;  // one row count serves both directions (starred)
+  const auto cell = [&](double t, int R) {
     return std::to_string(1e9 * t / scores).substr(0, 5) + (R == chosen ? " *" : "");
   };
-  // One row count serves both directions (the star marks the one lst uses).
-  const int chosen = cpu::attention_rows_per_call<D>;
-  std::printf("| forward, D = %d | %s | %s | %s |\n", D, cell(f1, 1, chosen).c_str(),
-              cell(f2, 2, chosen).c_str(), cell(f4, 4, chosen).c_str());
-  std::printf("| backward (recomputing p), D = %d | %s | %s | %s |\n", D, cell(b1, 1, chosen).c_str(),
-              cell(b2, 2, chosen).c_str(), cell(b4, 4, chosen).c_str());
+  const auto row = [&](const char* what, auto one, auto two, auto four) {
+    const auto [t1, t2] = paired_median(one, two);
+    const auto [t2b, t4] = paired_median(two, four);
+    std::printf("| %s, D = %d | %s | %s | %s | %.2f |\n", what, D, cell(t1, 1).c_str(), cell(t2, 2).c_str(),
+                cell(t4, 4).c_str(), t4 / t2b);
+  };
+  row(
+      "forward", [&] { bench.template forward<1>(); }, [&] { bench.template forward<2>(); },
+      [&] { bench.template forward<4>(); });
+  row(
+      "backward (recomputing p)", [&] { bench.template backward<1>(); },
+      [&] { bench.template backward<2>(); }, [&] { bench.template backward<4>(); });
 }
 
 void bench_attention_rows() {
   std::printf(
       "\n| side attention row kernels, one head, 128 x 128 scores (%d vector registers) | ns / score, 1 row "
-      "per "
-      "call | 2 rows | 4 rows |\n",
+      "per call | 2 rows | 4 rows | 4 rows / 2 rows, alternated |\n",
       cpu::vector_registers);
-  std::printf("|---|---:|---:|---:|\n");
+  std::printf("|---|---:|---:|---:|---:|\n");
   bench_attention_rows_at<4>();
   bench_attention_rows_at<8>();
   bench_attention_rows_at<16>();

@@ -265,6 +265,35 @@ TEST_CASE("Broadcast evaluation across chunk boundaries (rows longer than expr_c
           doctest::Approx(x(0, j) * per_row(0, 0) + x(1, j) * per_row(1, 0) + x(2, j) * per_row(2, 0)));
 }
 
+TEST_CASE("col_sum of a tensor: the serial loop's bits on one thread and two, ragged columns, any rank") {
+  // A tensor's own columns take the packed path (packets of columns in registers); it must add the rows in
+  // the order `for i: for c: out[c] += x[i][c]` does, from out's value when accumulating.
+  Rng rng(11);
+  for (const Shape& shape : {Shape{3000, 48}, Shape{700, 37}, Shape{2, 150, 45}, Shape{5, 3}}) {
+    Tensor<float> x(shape);
+    init::uniform(x.view(), rng, -1, 1);
+    const index_t cols = shape.cols(), rows = x.numel() / cols;
+    std::vector<float> want(static_cast<std::size_t>(cols), 0.0f), want_acc(static_cast<std::size_t>(cols));
+    for (index_t c = 0; c < cols; ++c) want_acc[std::size_t(c)] = 0.25f * float(c);
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t c = 0; c < cols; ++c) {
+        want[std::size_t(c)] += x.data()[i * cols + c];
+        want_acc[std::size_t(c)] += x.data()[i * cols + c];
+      }
+    const int before = threads();
+    for (const int t : {1, 2}) {
+      set_threads(t);
+      Tensor<float> got(Shape{cols}), acc(Shape{cols});
+      for (index_t c = 0; c < cols; ++c) acc(c) = 0.25f * float(c);
+      got = col_sum(x);
+      acc += col_sum(x);
+      CHECK(got.to_vector() == want);
+      CHECK(acc.to_vector() == want_acc);
+    }
+    set_threads(before);
+  }
+}
+
 TEST_CASE("Empty and moved-from tensors have no elements; oversized shapes are errors, not wild pointers") {
   Tensor<float> t;
   CHECK(t.numel() == 0);

@@ -105,6 +105,8 @@ class LeafExpr : public ExprBase<LeafExpr<T>> {
     m_ptr = m_splat;
   }
   LST_ALWAYS_INLINE value_type at_col(index_t j) const { return m_ptr[j]; }
+  /// The tensor's first element: bound to its own shape (linear()), its rows lie one after the other.
+  const value_type* data() const { return m_data; }
 
  private:
   const value_type* m_data;

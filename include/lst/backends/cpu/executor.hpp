@@ -9,6 +9,7 @@
 
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
+#include "row_math.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -162,6 +163,13 @@ struct Executor<Cpu> {
     for (index_t part = 0; part < parts; ++part) {
       const index_t c_begin = packets * part / parts * 8;
       const index_t c_end = part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
+      if constexpr (std::is_same_v<E, LeafExpr<const V>>) {
+        // A tensor's own columns (a linear layer's dy): rows one after the other, summed in packets held in
+        // registers over every row, in row order from out's value, as the loop below sums them. That loop
+        // stores each packet back to out after every row, and waits on the store for the next row.
+        cpu::add_column_sums(ev.data(), rows, cols, c_begin, c_end, out);
+        continue;
+      }
       E local = ev;  // seek() moves an evaluator: one per thread
       for (index_t i0 = 0; i0 < d[0]; ++i0)
         for (index_t i1 = 0; i1 < d[1]; ++i1)

@@ -102,6 +102,35 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
   return ei::predux(acc) + tail;
 }
 
+/// out[c] += sum over rows i of x[i * cols + c] for columns [c_begin, c_end), the rows added one after the
+/// other (the bits of `for i: for c: out[c] += x[i][c]`), four packets of columns at a time in registers.
+template <class T>
+void add_column_sums(const T* x, index_t rows, index_t cols, index_t c_begin, index_t c_end, T* out) {
+  namespace ei = Eigen::internal;
+  using P = Packet<T>;
+  constexpr index_t L = packet_size<T>;
+  index_t c = c_begin;
+  const auto packets = [&](auto count) {
+    constexpr int n = decltype(count)::value;
+    for (; c + n * L <= c_end; c += n * L) {
+      P acc[n];
+      for (int k = 0; k < n; ++k) acc[k] = ei::ploadu<P>(out + c + k * L);
+      for (index_t i = 0; i < rows; ++i) {
+        const T* row = x + i * cols + c;
+        for (int k = 0; k < n; ++k) acc[k] = ei::padd(acc[k], ei::ploadu<P>(row + k * L));
+      }
+      for (int k = 0; k < n; ++k) ei::pstoreu(out + c + k * L, acc[k]);
+    }
+  };
+  packets(std::integral_constant<int, 4>{});
+  packets(std::integral_constant<int, 1>{});
+  for (; c < c_end; ++c) {
+    T acc = out[c];
+    for (index_t i = 0; i < rows; ++i) acc += x[i * cols + c];
+    out[c] = acc;
+  }
+}
+
 namespace simd {
 #if defined(__AVX512F__)
 /// The float vectors of the element-wise kernels (GELU, the softmax's exp): 16 lanes, a ragged end through
