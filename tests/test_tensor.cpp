@@ -269,7 +269,8 @@ TEST_CASE("col_sum of a tensor: the serial loop's bits on one thread and two, ra
   // A tensor's own columns take the packed path (packets of columns in registers); it must add the rows in
   // the order `for i: for c: out[c] += x[i][c]` does, from out's value when accumulating.
   Rng rng(11);
-  for (const Shape& shape : {Shape{3000, 48}, Shape{700, 37}, Shape{2, 150, 45}, Shape{5, 3}}) {
+  for (const Shape& shape :
+       {Shape{3000, 48}, Shape{300, 200}, Shape{700, 37}, Shape{2, 150, 45}, Shape{5, 3}}) {
     Tensor<float> x(shape);
     init::uniform(x.view(), rng, -1, 1);
     const index_t cols = shape.cols(), rows = x.numel() / cols;

@@ -103,28 +103,54 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
 }
 
 /// out[c] += sum over rows i of x[i * cols + c] for columns [c_begin, c_end), the rows added one after the
-/// other (the bits of `for i: for c: out[c] += x[i][c]`), four packets of columns at a time in registers.
+/// other (the bits of `for i: for c: out[c] += x[i][c]`). Each column's sum is one chain of additions, so a
+/// pass over the rows holds as many packets of columns as it can (up to 8) in registers: that many chains
+/// run side by side instead of one after another.
 template <class T>
 void add_column_sums(const T* x, index_t rows, index_t cols, index_t c_begin, index_t c_end, T* out) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
-  index_t c = c_begin;
-  const auto packets = [&](auto count) {
+  constexpr index_t most = 8;
+  const auto pass = [&](index_t c, auto count) {  // `count` packets of columns from column c
     constexpr int n = decltype(count)::value;
-    for (; c + n * L <= c_end; c += n * L) {
-      P acc[n];
-      for (int k = 0; k < n; ++k) acc[k] = ei::ploadu<P>(out + c + k * L);
-      for (index_t i = 0; i < rows; ++i) {
-        const T* row = x + i * cols + c;
-        for (int k = 0; k < n; ++k) acc[k] = ei::padd(acc[k], ei::ploadu<P>(row + k * L));
-      }
-      for (int k = 0; k < n; ++k) ei::pstoreu(out + c + k * L, acc[k]);
+    P acc[n];
+    for (int k = 0; k < n; ++k) acc[k] = ei::ploadu<P>(out + c + k * L);
+    for (index_t i = 0; i < rows; ++i) {
+      const T* row = x + i * cols + c;
+      for (int k = 0; k < n; ++k) acc[k] = ei::padd(acc[k], ei::ploadu<P>(row + k * L));
     }
+    for (int k = 0; k < n; ++k) ei::pstoreu(out + c + k * L, acc[k]);
   };
-  packets(std::integral_constant<int, 4>{});
-  packets(std::integral_constant<int, 1>{});
-  for (; c < c_end; ++c) {
+  index_t c = c_begin;
+  for (; c + most * L <= c_end; c += most * L) pass(c, std::integral_constant<int, most>{});
+  const index_t left = (c_end - c) / L;
+  switch (left) {  // the remaining whole packets, fewer than `most`, in one pass
+    case 7:
+      pass(c, std::integral_constant<int, 7>{});
+      break;
+    case 6:
+      pass(c, std::integral_constant<int, 6>{});
+      break;
+    case 5:
+      pass(c, std::integral_constant<int, 5>{});
+      break;
+    case 4:
+      pass(c, std::integral_constant<int, 4>{});
+      break;
+    case 3:
+      pass(c, std::integral_constant<int, 3>{});
+      break;
+    case 2:
+      pass(c, std::integral_constant<int, 2>{});
+      break;
+    case 1:
+      pass(c, std::integral_constant<int, 1>{});
+      break;
+    default:
+      break;
+  }
+  for (c += left * L; c < c_end; ++c) {
     T acc = out[c];
     for (index_t i = 0; i < rows; ++i) acc += x[i * cols + c];
     out[c] = acc;
