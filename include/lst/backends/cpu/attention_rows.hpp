@@ -67,10 +67,10 @@ Packet<T> attention_scores(const T* scaled_q, const Packet<T> (&k)[D], Packet<T>
 /// packet is loaded (and, in backward, stored) once for several rows; few enough that the forward's R D
 /// accumulators mostly stay in registers (the one-pass backward holds more: its R D query-gradient
 /// accumulators beside the D packets of K^T, dK^T and dV^T, and spills some). 4 rows up to D = 8 in
-/// AVX-512's 32 registers. In AVX2's 16, 4 rows at D = 4 and 2 at D = 8: on Zen 3, timed in alternation
-/// with the other count 41 times, 4 rows beat 2 by 6-15 % forward and 8-10 % backward at D = 4 (the
-/// side heads at r = 8), and lost by 15 % backward at D = 8, where the spills outweigh the shared loads.
-/// One row for wider heads.
+/// AVX-512's 32 registers. In AVX2's 16, 4 rows at D = 4 and 2 at D = 8 (bench_core's side attention
+/// table, whose last column times 4 rows against 2 in alternation: on Zen 3, 0.90x the time backward and the
+/// same forward at D = 4, the side heads at r = 8; 1.07x and 1.19x at D = 8, where the spills outweigh the
+/// shared loads). One row for wider heads.
 template <int D>
 inline constexpr int attention_rows_per_call = D <= 8 ? (vector_registers >= 32 || D <= 4 ? 4 : 2) : 1;
 

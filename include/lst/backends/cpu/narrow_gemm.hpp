@@ -26,10 +26,6 @@
 #include "../../core/threads.hpp"
 #include "row_math.hpp"
 
-#ifndef LST_NARROW_PANEL_BYTES
-#define LST_NARROW_PANEL_BYTES 32768
-#endif
-
 LST_NAMESPACE_BEGIN
 namespace cpu {
 
@@ -208,8 +204,8 @@ void narrow_stripe(index_t M, index_t K, float alpha, const A& a, const B& b, fl
 /// The bytes of op(A) that one panel of rows spans, where op(A) holds activations: every column stripe of C
 /// runs over the panel's rows before the next panel starts, so the panel is read from memory once and from
 /// the cache by the other stripes. (With the stripes outermost, the FFN up-projection's 12 stripes each
-/// streamed all 4096 rows of its input from L3.)
-inline constexpr index_t narrow_gemm_panel_bytes = LST_NARROW_PANEL_BYTES;
+/// re-read all 4096 rows of its input, 768 KiB, beyond L2.) An L1's worth; 16 and 64 KiB timed alike.
+inline constexpr index_t narrow_gemm_panel_bytes = 32 * 1024;
 
 /// C (M, N) in panels of rows (activations) and blocks over k; one thread's rectangle of C. The bias goes in
 /// with the first block, as into a C preset to it.
@@ -243,10 +239,11 @@ void narrow_gemm_serial(index_t M, index_t N, index_t K, float alpha, const A& a
 }
 
 /// C (M, N) = alpha op(A) op(B) + beta C (+ bias) over the threads, by row blocks of 8 or by column stripes.
-/// A forward product (many rows) splits its rows. A weight gradient dY^T X reads, on each thread, its
-/// share of dY's M columns and of X's N columns over all K tokens, so it splits the wider of the two: a
-/// ladder's (48, 384) gradient by X's columns, so that each thread reads half of the cached backbone states
-/// instead of all of them. Neither split changes an element's chain of multiply-adds.
+/// A forward product splits its rows (its columns where it has fewer than 8 rows a thread). A weight gradient
+/// dY^T X reads, on each thread, its share of dY's M columns and of X's N columns over all K tokens, so it
+/// splits the wider of the two: a ladder's (48, 384) gradient by X's columns, so that each thread reads half
+/// of the cached backbone states instead of all of them. Neither split changes an element's chain of
+/// multiply-adds.
 template <class A, class B>
 void narrow_gemm_parallel(index_t M, index_t N, index_t K, float alpha, const A& a, const B& b, float beta,
                           const float* bias, const MatrixRef<float, Cpu>& c) {
