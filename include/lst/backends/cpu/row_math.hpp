@@ -102,6 +102,17 @@ T dot3(const T* a, const T* b, const T* c, index_t n) {
   return ei::predux(acc) + tail;
 }
 
+/// f(std::integral_constant<int, n>{}) for a run-time count 1 <= n <= N; nothing for any other n.
+template <int N, class F>
+void with_count(index_t n, F&& f) {
+  if constexpr (N > 0) {
+    if (n == N)
+      f(std::integral_constant<int, N>{});
+    else
+      with_count<N - 1>(n, f);
+  }
+}
+
 /// out[c] += sum over rows i of x[i * cols + c] for columns [c_begin, c_end), the rows added one after the
 /// other (the bits of `for i: for c: out[c] += x[i][c]`). Each column's sum is one chain of additions, so a
 /// pass over the rows holds as many packets of columns as it can (up to 8) in registers: that many chains
@@ -124,32 +135,8 @@ void add_column_sums(const T* x, index_t rows, index_t cols, index_t c_begin, in
   };
   index_t c = c_begin;
   for (; c + most * L <= c_end; c += most * L) pass(c, std::integral_constant<int, most>{});
-  const index_t left = (c_end - c) / L;
-  switch (left) {  // the remaining whole packets, fewer than `most`, in one pass
-    case 7:
-      pass(c, std::integral_constant<int, 7>{});
-      break;
-    case 6:
-      pass(c, std::integral_constant<int, 6>{});
-      break;
-    case 5:
-      pass(c, std::integral_constant<int, 5>{});
-      break;
-    case 4:
-      pass(c, std::integral_constant<int, 4>{});
-      break;
-    case 3:
-      pass(c, std::integral_constant<int, 3>{});
-      break;
-    case 2:
-      pass(c, std::integral_constant<int, 2>{});
-      break;
-    case 1:
-      pass(c, std::integral_constant<int, 1>{});
-      break;
-    default:
-      break;
-  }
+  const index_t left = (c_end - c) / L;  // the remaining whole packets, fewer than `most`, in one pass
+  with_count<most - 1>(left, [&](auto count) { pass(c, count); });
   for (c += left * L; c < c_end; ++c) {
     T acc = out[c];
     for (index_t i = 0; i < rows; ++i) acc += x[i * cols + c];
