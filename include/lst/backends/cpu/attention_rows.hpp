@@ -217,30 +217,7 @@ void for_row_blocks(index_t n, F&& f) {
 /// Calls f(std::integral_constant<int, D>{}) for a runtime head width 1 <= D <= 16 (checked by the caller).
 template <class F>
 void with_head_dim(index_t D, F&& f) {
-  switch (D) {
-#define LST_HEAD_DIM_CASE_(n) \
-  case n:                     \
-    return f(std::integral_constant<int, n>{});
-    LST_HEAD_DIM_CASE_(1)
-    LST_HEAD_DIM_CASE_(2)
-    LST_HEAD_DIM_CASE_(3)
-    LST_HEAD_DIM_CASE_(4)
-    LST_HEAD_DIM_CASE_(5)
-    LST_HEAD_DIM_CASE_(6)
-    LST_HEAD_DIM_CASE_(7)
-    LST_HEAD_DIM_CASE_(8)
-    LST_HEAD_DIM_CASE_(9)
-    LST_HEAD_DIM_CASE_(10)
-    LST_HEAD_DIM_CASE_(11)
-    LST_HEAD_DIM_CASE_(12)
-    LST_HEAD_DIM_CASE_(13)
-    LST_HEAD_DIM_CASE_(14)
-    LST_HEAD_DIM_CASE_(15)
-    LST_HEAD_DIM_CASE_(16)
-#undef LST_HEAD_DIM_CASE_
-    default:
-      return;  // unreachable: the caller checks 1 <= D <= attention_row_max_head_dim
-  }
+  with_count<attention_row_max_head_dim>(D, f);
 }
 
 }  // namespace cpu
