@@ -111,6 +111,11 @@ TEST_CASE("Narrow GEMM: forward, input-gradient and weight-gradient shapes again
       for (const auto& nk : {std::pair<index_t, index_t>{48, 48}, {5 * L, 64}, {16, 384}, {64, 5}, {192, 48}})
         for (const float beta : {0.0f, 1.0f, -0.5f})
           check_narrow(Trans::no, tb, M, nk.first, nk.second, 1.5f, beta, 7);
+  // The backbone's wide products, which it takes too: many stripes, and K past one block (1000 = three blocks
+  // of 256 and a partial one) with the transposed W larger than a 16 x 16 transpose tile's multiple.
+  for (const Trans tb : {Trans::yes, Trans::no})
+    check_narrow(Trans::no, tb, 300, 25 * L, 1000, 1.0f, 0.0f, 11);
+  check_narrow(Trans::no, Trans::yes, 260, 24 * L, 390, 1.0f, 1.0f, 12);
   // Weight gradients C = dY^T X (op(A) = A^T): the reduction over tokens in one block, and in blocks of 256
   // with a partial last block.
   for (const index_t K : {256, 700})
@@ -179,15 +184,15 @@ TEST_CASE("Narrow GEMM over a row table: the bits of the product on the rows gat
         }).find("narrow_gemm_rows_weight_gradient") != std::string::npos);
 }
 
-TEST_CASE("Narrow GEMM: the same bits on one thread and on two; wide products stay with Eigen") {
+TEST_CASE("Narrow GEMM: the same bits on one thread and on two; which products it takes") {
   // A forward product splits its rows; weight gradients split the wider of M and N (48 x 48 by rows, a
   // ladder's 48 x 384 by columns).
   struct Case {
     Trans ta;
     index_t M, N, K;
   };
-  for (const Case& cs :
-       {Case{Trans::no, 517, 48, 384}, Case{Trans::yes, 48, 48, 1000}, Case{Trans::yes, 48, 384, 700}}) {
+  for (const Case& cs : {Case{Trans::no, 517, 48, 384}, Case{Trans::yes, 48, 48, 1000},
+                         Case{Trans::yes, 48, 384, 700}, Case{Trans::no, 300, 400, 1000}}) {
     const Trans ta = cs.ta;
     const index_t M = cs.M, N = cs.N, K = cs.K;
     const int before = threads();
@@ -198,12 +203,15 @@ TEST_CASE("Narrow GEMM: the same bits on one thread and on two; wide products st
     set_threads(before);
     CHECK(one == two);
   }
-  // The LST side network at r = 8 (width 48, ladders from 384) takes it; the backbone and r = 2 do not.
+  // The LST side network at r = 8 (width 48, ladders from 384) and the backbone's forward products take it;
+  // the backbone's wide weight gradients only with AVX-512's 32 registers (bench_core).
   CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 48, 384));
   CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 192, 48));
   CHECK(cpu::narrow_gemm_applies(Trans::yes, 48, 384, 4096));
-  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 384, 384));
-  CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 192, 192));
+  CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 384, 384));
+  CHECK(cpu::narrow_gemm_applies(Trans::no, 4096, 1536, 384));
+  CHECK(cpu::narrow_gemm_applies(Trans::yes, 384, 384, 4096));
+  CHECK(cpu::narrow_gemm_applies(Trans::yes, 1536, 384, 4096) == (cpu::vector_registers >= 32));
   CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 128, 128, 32));  // one attention head: too few rows
   CHECK_FALSE(cpu::narrow_gemm_applies(Trans::no, 4096, 50, 48));  // not whole packets
 }

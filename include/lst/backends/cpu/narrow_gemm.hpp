@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /// @file narrow_gemm.hpp
-/// @brief A float GEMM without operand packing, for products whose weight side is narrow: the LST side
-///        network's (tokens, 48) x (48, 48) at r = 8, its ladders' (tokens, 384) x (384, 48), and their
-///        weight gradients.
+/// @brief A float GEMM without operand packing. Written for products whose weight side is narrow (the LST
+///        side network's (tokens, 48) x (48, 48) at r = 8, its ladders' (tokens, 384) x (384, 48), and their
+///        weight gradients); it also outruns Eigen on the backbone's wide products where measured (see
+///        narrow_gemm_applies), which it therefore takes too.
 ///
 /// Eigen's GEMM copies ("packs") both operands into panels before multiplying. For a (tokens, 48) operand
 /// the copy costs a third of the product (perf of a cached LST epoch on MRPC: gemm_pack_lhs and
@@ -10,7 +11,8 @@
 /// wide operand is read in place: a tile of C, MR rows by NP packets, lives in registers; each step over k
 /// loads NP packets of a row of op(B) and broadcasts MR values of op(A): the register-blocked inner kernel
 /// of Goto and van de Geijn (2008), without its packing. op(B) must have contiguous rows, so C = A W^T first
-/// transposes the small W.
+/// transposes W (a few per cent of the product at the backbone's widths, where the operands are reused M
+/// times).
 ///
 /// Where k runs in one block (K <= narrow_gemm_k_block_threshold) each element is one sequential chain of
 /// fused multiply-adds over k. A longer reduction (weight gradients sum over every token) runs in blocks of
@@ -35,14 +37,17 @@ inline constexpr index_t narrow_gemm_k_block_threshold = 512;
 inline constexpr index_t narrow_gemm_k_block = 256;
 
 /// Whether gemm() takes the narrow kernel for C (M, N) = op(A) (M, K) op(B) (K, N) in float. Measured on
-/// this project's shapes (bench/bench_core, "narrow GEMM"): it wins when the weight side is at most 64 wide
-/// on one side and 384 on the other, and loses to Eigen at 192 x 192 and beyond. A forward product (op(A)
-/// the activations) also needs enough rows to amortise transposing W; a weight gradient (op(A) = dY^T) is
-/// narrow in M and N.
+/// this project's shapes (bench/bench_core, "narrow GEMM" and "GEMM" tables, which time both kernels on the
+/// same operands): on an AMD EPYC (Zen 4) with AVX-512 the packing-free kernel outran Eigen's GEMM by 25-35 %
+/// on every product of the backbone too (2048 x 384 x 384 up to 2048 x 1536 x 384, forward, input and weight
+/// gradients), so there it takes every product with enough rows. A forward product (op(A) the activations)
+/// needs those rows to amortise transposing W. With AVX2's 16 registers (6 x 16 tiles) it won the forward
+/// products and input gradients of every width there, but lost the weight gradients dY^T X wider than 384
+/// (48-55 against Eigen's 70-72 GFLOP/s at 1536 x 384 and 384 x 1536), which stay with Eigen.
 inline bool narrow_gemm_applies(Trans ta, index_t M, index_t N, index_t K) {
   if (N % packet_size<float> != 0 || M == 0 || N == 0) return false;
-  if (ta == Trans::no) return M >= 256 && std::min(K, N) <= 64 && std::max(K, N) <= 384;
-  return K >= 256 && std::min(M, N) <= 64 && std::max(M, N) <= 384;
+  if (ta == Trans::no) return M >= 256;
+  return K >= 256 && (vector_registers >= 32 || std::max(M, N) <= 384);
 }
 
 /// A (rows, cols) float matrix whose rows lie anywhere: row i starts at row[i]. The ladders read a batch
@@ -266,13 +271,24 @@ void narrow_gemm_parallel(index_t M, index_t N, index_t K, float alpha, const A&
   }
 }
 
-/// W (N, K) transposed into tracked workspace: op(B) = W^T with contiguous rows.
+/// W (N, K) transposed into tracked workspace: op(B) = W^T with contiguous rows. In blocks of 16 x 16 (a
+/// row of W read and a row of W^T written a cache line at a time), over the threads when W is large (a
+/// backbone's FFN weight is 2.25 MiB; transposing it on one thread cost a sixth of the product on two).
 inline lst::detail::Buffer<float, Cpu> transposed_weight(const MatrixRef<const float, Cpu>& w) {
   const index_t N = w.rows, K = w.cols;
+  constexpr index_t tile = 16;
   lst::detail::Buffer<float, Cpu> t(std::size_t(K * N), MemCategory::workspace);
   float* out = t.data();
-  for (index_t n = 0; n < N; ++n)
-    for (index_t k = 0; k < K; ++k) out[k * N + n] = w.data[n * w.ld + k];
+  const index_t row_tiles = (N + tile - 1) / tile;
+  LST_PARALLEL_FOR_IF(N * K >= 4 * parallel_min_elements)
+  for (index_t nt = 0; nt < row_tiles; ++nt) {
+    const index_t n0 = nt * tile, n1 = std::min(N, n0 + tile);
+    for (index_t k0 = 0; k0 < K; k0 += tile) {
+      const index_t k1 = std::min(K, k0 + tile);
+      for (index_t k = k0; k < k1; ++k)
+        for (index_t n = n0; n < n1; ++n) out[k * N + n] = w.data[n * w.ld + k];
+    }
+  }
   return t;
 }
 }  // namespace detail
