@@ -150,6 +150,7 @@ int run(const Options& o) {
                                   {"train_examples", train.size()},
                                   {"wall_seconds", wall},
                                   {"threads", threads()},
+                                  {"side_training_shards", o.method == "lst" ? o.side.training_shards : 0},
                                   {"train_seconds", r.train_seconds},
                                   {"tokens_per_s", r.tokens_per_second()},
                                   {"trainable_parameters", trainable},
@@ -222,6 +223,12 @@ int main(int argc, char** argv) {
   app.add_flag(
          "--store-side-attention", [&](std::int64_t) { o.side.recompute_attention = false; },
          "keep the side attention probabilities instead of recomputing them in backward")
+      ->group(lst);
+  app.add_option("--side-shards", o.side.training_shards,
+                 "a training batch's sequences in this many data-parallel shards through the side network, "
+                 "each on its own thread (results depend on it, not on --threads)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024))
       ->group(lst);
   app.add_option("--init", o.side_init,
                  "side blocks from the backbone by magnitude or fisher pruning, or random")

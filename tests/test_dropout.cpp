@@ -82,6 +82,17 @@ TEST_CASE("Dropout of packed rows gives them their padded batch's masks") {
     d.backward(ctx, in, dx);
     CHECK(dx.to_vector() == out.to_vector());
   }
+  // A shard of the batch (sequences 1 and 2, packed on their own): its rows keep the whole batch's masks.
+  const auto shard = PackedSequences::from_mask(mask.data() + T, 2, T, /*first_sequence=*/1);
+  CHECK(shard.origin(0, 1) == T + 1);
+  Tensor<double> in(Shape{shard.rows(), C}), out(in.shape());
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t t = 0; t < shard.length(b); ++t) in[shard.first_row(b) + t].assign(x[b + 1][t]);
+  d.forward(in, out, Mode::training, 4, &shard);
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t t = 0; t < shard.length(b); ++t)
+      for (index_t c = 0; c < C; ++c)
+        REQUIRE(out.data()[(shard.first_row(b) + t) * C + c] == y.data()[((b + 1) * T + t) * C + c]);
   Tensor<double> odd(Shape{7, 2}), odd_out(odd.shape());
   CHECK(lst_test::error_of([&] {
           d.forward(odd, odd_out, Mode::training, 4, &packed);

@@ -154,12 +154,17 @@ TEST_CASE(
   CHECK(t2.losses() == t1.losses());
 
   // One more cached step: the only state copied into category `taps` is the embeddings' (dropout changes
-  // them); the three layers' ladders keep addresses into the cache.
-  std::vector<std::uint32_t> rows(16);
+  // them); the three layers' ladders keep addresses into the cache. Each of the step's two side network
+  // shards (SideOptions::training_shards) has enough rows for the narrow kernel.
+  std::vector<std::uint32_t> rows(40);
   std::size_t tokens = 0;
-  for (std::uint32_t i = 0; i < 16; ++i) tokens += train[rows[i] = i].ids.size();
-  REQUIRE(tokens >= 256);
+  for (std::uint32_t i = 0; i < 40; ++i) tokens += train[rows[i] = i].ids.size();
   const Batch batch = make_batch(train, rows.data(), rows.size());
+  const auto shards = BertLadderSideTuning<LstConfig<2>>::shard_bounds(batch, o.training_shards);
+  REQUIRE(shards.size() == 3);
+  const auto shard_rows = PackedSequences::from_mask(batch.mask.data(), batch.size(), batch.length());
+  for (std::size_t k = 0; k < 2; ++k)
+    REQUIRE(shard_rows.first_row(shards[k + 1]) - shard_rows.first_row(shards[k]) >= 256);
   MemoryTracker& t = memory_tracker();
   const std::size_t taps_before = t.current(MemCategory::taps);
   t.reset_peaks();

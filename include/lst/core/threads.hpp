@@ -8,7 +8,9 @@
 #pragma once
 
 #include <algorithm>
+#include <exception>
 #include <thread>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -81,6 +83,29 @@ void for_each_chunk(long n, long chunk, F&& f) {
   const long chunks = (n + chunk - 1) / chunk;
   LST_PARALLEL_FOR_IF(n >= parallel_min_elements && chunks > 1)
   for (long i = 0; i < chunks; ++i) f(i * chunk, std::min(n, (i + 1) * chunk));
+}
+
+/// Runs task(i) for i in [0, n) over the threads, one task at a time to each thread that is free: independent
+/// pieces of one pass (the side network's training shards). Each task runs on its thread alone: its own
+/// parallel loops stay on that thread, whatever the OpenMP nesting settings (so a thread_local such as the
+/// gradient shard holds for all of its work). Whatever a task throws is rethrown here once all have run (the
+/// lowest i's), not left to end the program as an exception leaving a parallel region would.
+template <class F>
+void run_tasks(long n, F&& task) {
+  std::vector<std::exception_ptr> errors(std::size_t(std::max(n, 0L)));
+  LST_PARALLEL_FOR_UNEVEN_IF(n > 1)
+  for (long i = 0; i < n; ++i) {
+    try {
+#if defined(_OPENMP)
+      if (n > 1) omp_set_num_threads(1);  // this implicit task's setting only: the caller's is untouched
+#endif
+      task(i);
+    } catch (...) {
+      errors[std::size_t(i)] = std::current_exception();
+    }
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 /// The calling thread's index inside a LST_PARALLEL_FOR loop (0 outside one, or without OpenMP).

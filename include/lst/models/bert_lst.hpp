@@ -161,79 +161,109 @@ class BertLadderSideTuning final : public LstTaskModel {
   long cached_batches() const { return m_cached_batches; }
   long backbone_batches() const { return m_backbone_batches; }
 
+  using SideContext = typename SideNetwork<Config>::Context;
+
+  /// The side network's shards of a batch: shard k is sequences [bounds[k], bounds[k + 1]). Contiguous runs
+  /// of sequences with about equal real-token counts (each at least one sequence), `shards` of them or B if
+  /// fewer. A function of the batch's mask alone, so that results do not depend on the thread count.
+  static std::vector<index_t> shard_bounds(const Batch& batch, index_t shards) {
+    const index_t B = batch.size(), Tn = batch.length();
+    const index_t S = std::max<index_t>(1, std::min(shards, B));
+    const PackedSequences all =
+        PackedSequences::from_mask(batch.mask.numel() > 0 ? batch.mask.data() : nullptr, B, Tn);
+    std::vector<index_t> bounds(std::size_t(S + 1), B);
+    bounds[0] = 0;
+    for (index_t k = 1; k < S; ++k) {
+      const index_t target = all.rows() * k / S, lo = bounds[std::size_t(k - 1)] + 1, hi = B - (S - k);
+      index_t b = lo;
+      while (b < hi && all.first_row(b) < target) ++b;  // the first boundary at or past the target
+      if (b > lo && target - all.first_row(b - 1) < all.first_row(b) - target) --b;  // or the one before
+      bounds[std::size_t(k)] = b;
+    }
+    return bounds;
+  }
+
   /// features (B, d): the side network's output for a batch, running the backbone once, in inference mode
-  /// (or not at all, when every example's states are cached). From an f32 cache the returned context's
-  /// ladders keep addresses into the cache: back-propagate it before enable_tap_cache() replaces the cache.
-  typename SideNetwork<Config>::Context features(const Batch& batch, TensorView<T> out, Mode mode,
-                                                 std::uint64_t step) {
+  /// (or not at all, when every example's states are cached), with the side network in the shards `bounds`
+  /// (shard_bounds; {0, B}: one), each on its own thread. Returns one context per shard. From an f32 cache
+  /// the contexts' ladders keep addresses into the cache: back-propagate them before enable_tap_cache()
+  /// replaces the cache.
+  std::vector<SideContext> features(const Batch& batch, TensorView<T> out, Mode mode, std::uint64_t step,
+                                    const std::vector<index_t>& bounds) {
     const index_t B = batch.size(), Tn = batch.length(), d = m_backbone.config().hidden_size;
-    auto ctx = m_side.begin(B, Tn, batch.mask, mode, step);
+    const index_t S = index_t(bounds.size()) - 1;
+    LST_CHECK(S >= 1 && bounds.front() == 0 && bounds.back() == B, "LST: side network shards ", S,
+              " do not cover the batch's ", B, " sequences");
+    std::vector<SideContext> ctx(static_cast<std::size_t>(S));
+    for (index_t k = 0; k < S; ++k) {
+      const index_t b0 = bounds[std::size_t(k)], b1 = bounds[std::size_t(k + 1)];
+      const ConstView<std::int32_t> mask = batch.mask.numel() > 0
+                                               ? ConstView<std::int32_t>(batch.mask.slice(b0, b1))
+                                               : ConstView<std::int32_t>();
+      ctx[std::size_t(k)] = m_side.begin(b1 - b0, Tn, mask, mode, step, b0);
+    }
+    const auto finish = [&](index_t k) {
+      m_side.finish(ctx[std::size_t(k)], out.slice(bounds[std::size_t(k)], bounds[std::size_t(k + 1)]));
+    };
     const bool cacheable = m_cache && batch.source == m_cached_set && batch.rows.size() == std::size_t(B);
     bool all_cached = cacheable;
     for (std::size_t i = 0; all_cached && i < batch.rows.size(); ++i)
       all_cached = m_cache->filled(batch.rows[i]);
-    if (all_cached) {  // the backbone is not run at all
+    if (all_cached) {  // the backbone is not run at all: each shard reads its states and runs on its own
       ++m_cached_batches;
-      for (index_t tap = 0; tap <= m_backbone.config().num_hidden_layers; ++tap) {
-        const index_t slot = m_cache->slot(tap);
-        if (slot < 0) {
-          if (tap > 0) m_side.on_tap(ctx, tap, ConstView<T>());  // a block without ladder input, or skipped
-          continue;
-        }
-        const auto example_of = [&](index_t b) {
-          const std::uint32_t example = batch.rows[std::size_t(b)];
-          const std::size_t tokens = batch.source->at(example).ids.size();
-          LST_CHECK(ctx.rows.length(b) == index_t(tokens), "LST: batch row ", b, " has ", ctx.rows.length(b),
-                    " real tokens, its cached example ", example, " ", tokens);
-          return example;
-        };
-        if (m_cache->dtype() == TapDtype::f32) {  // the packed rows where they lie in the cache, no copy
-          std::vector<const T*> rows(std::size_t(ctx.rows.rows()));
-          for (index_t b = 0; b < B; ++b) {
-            const float* state = m_cache->state(example_of(b), slot);
-            for (index_t t = 0; t < ctx.rows.length(b); ++t)
-              rows[std::size_t(ctx.rows.first_row(b) + t)] = state + t * d;
-          }
-          m_side.on_tap(ctx, tap, std::move(rows));
-          continue;
-        }
-        // An f16 / bf16 cache: each state converted to f32, the real tokens packed as the side network
-        // computes them, for the ladders to read (they keep their own f16 / bf16 copy, so this one is
-        // workspace).
-        Tensor<T> state(Shape{ctx.rows.rows(), d}, MemCategory::workspace);
-        for (index_t b = 0; b < B; ++b)
-          m_cache->load(example_of(b), slot, state.data() + ctx.rows.first_row(b) * d);
-        m_side.on_tap(ctx, tap, std::move(state));
-      }
-    } else {
-      ++m_backbone_batches;
-      Tensor<T> hidden(Shape{B, Tn, d});
-      m_backbone.forward(batch.ids, batch.token_types, batch.mask, hidden, {}, Mode::inference, 0,
-                         [&](index_t layer, ConstView<T> h) {
-                           if (cacheable) {
-                             const index_t slot = m_cache->slot(layer);
-                             if (slot >= 0)
-                               for (index_t b = 0; b < B; ++b)
-                                 m_cache->store(batch.rows[std::size_t(b)], slot, h.data() + b * Tn * d);
-                           }
-                           m_side.on_tap(ctx, layer, h);
-                         });
-      if (cacheable)
-        for (std::uint32_t row : batch.rows) m_cache->mark_filled(row);
+      run_tasks(S, [&](index_t k) {
+        feed_cached(batch, bounds[std::size_t(k)], ctx[std::size_t(k)]);
+        finish(k);
+      });
+      return ctx;
     }
-    m_side.finish(ctx, out);
+    ++m_backbone_batches;
+    Tensor<T> hidden(Shape{B, Tn, d});
+    m_backbone.forward(batch.ids, batch.token_types, batch.mask, hidden, {}, Mode::inference, 0,
+                       [&](index_t layer, ConstView<T> h) {
+                         if (cacheable) {
+                           const index_t slot = m_cache->slot(layer);
+                           if (slot >= 0)
+                             for (index_t b = 0; b < B; ++b)
+                               m_cache->store(batch.rows[std::size_t(b)], slot, h.data() + b * Tn * d);
+                         }
+                         run_tasks(S, [&](index_t k) {
+                           m_side.on_tap(ctx[std::size_t(k)], layer,
+                                         h.slice(bounds[std::size_t(k)], bounds[std::size_t(k + 1)]));
+                         });
+                       });
+    if (cacheable)
+      for (std::uint32_t row : batch.rows) m_cache->mark_filled(row);
+    run_tasks(S, finish);
     return ctx;
   }
+  /// As above, the side network in one piece.
+  SideContext features(const Batch& batch, TensorView<T> out, Mode mode, std::uint64_t step) {
+    return std::move(features(batch, out, mode, step, {0, batch.size()}).front());
+  }
 
+  /// One update's gradients, data-parallel over the side network's training shards (SideOptions::
+  /// training_shards): each shard runs forward and, after the task head has seen the whole batch, backward on
+  /// its own thread into its own gradients, which are then summed in shard order.
   double train_step(const Batch& batch, std::uint64_t step) override {
     const index_t B = batch.size(), d = m_backbone.config().hidden_size;
+    const std::vector<index_t> bounds = shard_bounds(batch, m_side.options().training_shards);
+    const index_t S = index_t(bounds.size()) - 1;
+    ParameterArena<T>& params = m_side.parameters();
+    if (params.gradient_shards() < S) params.set_gradient_shards(int(S));
     Tensor<T> feats(Shape{B, d}, MemCategory::activations);
-    const auto ctx = features(batch, feats, Mode::training, step);
+    const auto ctx = features(batch, feats, Mode::training, step, bounds);
     Tensor<T> logits(Shape{B, outputs()}), d_logits(Shape{B, outputs()}), d_feats(Shape{B, d});
     const auto head_ctx = m_head.forward(feats, logits, Mode::training, step);
     const double loss = task_loss(logits, batch, d_logits);
     m_head.backward(head_ctx, d_logits, d_feats, GradMode::overwrite);
-    m_side.backward(ctx, d_feats, GradMode::overwrite);
+    run_tasks(S, [&](index_t k) {
+      const GradientShardScope shard{int(k)};
+      m_side.backward(ctx[std::size_t(k)], d_feats.slice(bounds[std::size_t(k)], bounds[std::size_t(k + 1)]),
+                      GradMode::overwrite);
+    });
+    // Only this batch's S shards: any beyond (a batch with fewer sequences) hold an earlier step's gradients.
+    params.reduce_gradient_shards(int(S));
     return loss;
   }
 
@@ -244,6 +274,41 @@ class BertLadderSideTuning final : public LstTaskModel {
   }
 
  private:
+  /// Feeds shard `ctx` (sequences first, ... of the batch) every state from the tap cache.
+  void feed_cached(const Batch& batch, index_t first, SideContext& ctx) const {
+    const index_t d = m_backbone.config().hidden_size, B = ctx.batch;
+    for (index_t tap = 0; tap <= m_backbone.config().num_hidden_layers; ++tap) {
+      const index_t slot = m_cache->slot(tap);
+      if (slot < 0) {
+        if (tap > 0) m_side.on_tap(ctx, tap, ConstView<T>());  // a block without ladder input, or skipped
+        continue;
+      }
+      const auto example_of = [&](index_t b) {
+        const std::uint32_t example = batch.rows[std::size_t(first + b)];
+        const std::size_t tokens = batch.source->at(example).ids.size();
+        LST_CHECK(ctx.rows.length(b) == index_t(tokens), "LST: batch row ", first + b, " has ",
+                  ctx.rows.length(b), " real tokens, its cached example ", example, " ", tokens);
+        return example;
+      };
+      if (m_cache->dtype() == TapDtype::f32) {  // the packed rows where they lie in the cache, no copy
+        std::vector<const T*> rows(std::size_t(ctx.rows.rows()));
+        for (index_t b = 0; b < B; ++b) {
+          const float* state = m_cache->state(example_of(b), slot);
+          for (index_t t = 0; t < ctx.rows.length(b); ++t)
+            rows[std::size_t(ctx.rows.first_row(b) + t)] = state + t * d;
+        }
+        m_side.on_tap(ctx, tap, std::move(rows));
+        continue;
+      }
+      // An f16 / bf16 cache: each state converted to f32, the real tokens packed as the side network computes
+      // them, for the ladders to read (they keep their own f16 / bf16 copy, so this one is workspace).
+      Tensor<T> state(Shape{ctx.rows.rows(), d}, MemCategory::workspace);
+      for (index_t b = 0; b < B; ++b)
+        m_cache->load(example_of(b), slot, state.data() + ctx.rows.first_row(b) * d);
+      m_side.on_tap(ctx, tap, std::move(state));
+    }
+  }
+
   BertEncoder<T> m_backbone;
   SideNetwork<Config> m_side;
   TaskHead<T> m_head;

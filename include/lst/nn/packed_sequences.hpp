@@ -19,10 +19,13 @@
 LST_NAMESPACE_BEGIN
 
 /// Sequence b is rows [start[b], start[b + 1]) of an (N, C) tensor. The sequences came from a batch padded
-/// to `padded_length` positions: row t of sequence b was position b * padded_length + t there, which is
-/// where dropout takes its mask from, so that a packed layer drops exactly what the padded one would.
+/// to `padded_length` positions: row t of sequence b was position (first_sequence + b) * padded_length + t
+/// there, which is where dropout takes its mask from, so that a packed layer drops exactly what the padded
+/// one would. `first_sequence` is nonzero for a shard of a batch (sequences first_sequence, ... of it): its
+/// rows keep the masks they have in the whole batch.
 struct PackedSequences {
   index_t padded_length = 0;
+  index_t first_sequence = 0;
   std::vector<index_t> start = {0};  // B + 1 row offsets
 
   index_t count() const { return index_t(start.size()) - 1; }
@@ -34,15 +37,19 @@ struct PackedSequences {
     for (index_t b = 0; b < count(); ++b) n = std::max(n, length(b));
     return n;
   }
-  /// Row r's position in the padded batch (b * padded_length + t), for row r = start[b] + t.
-  index_t origin(index_t b, index_t t) const { return b * padded_length + t; }
+  /// Row r's position in the padded batch ((first_sequence + b) * padded_length + t), for row r = start[b] +
+  /// t.
+  index_t origin(index_t b, index_t t) const { return (first_sequence + b) * padded_length + t; }
 
   /// The real tokens of a (B, T) batch padded on the right: `mask` (B, T) has 1 for a real token and 0 for
   /// padding (null: all real). Each sequence must start with a real token and have no real token after its
-  /// padding (Hugging Face's right padding), because only those are packed.
-  static PackedSequences from_mask(const std::int32_t* mask, index_t B, index_t T) {
+  /// padding (Hugging Face's right padding), because only those are packed. With `first_sequence`, the B
+  /// sequences are sequences first_sequence, ... of a larger batch (`mask` points at the first one's row).
+  static PackedSequences from_mask(const std::int32_t* mask, index_t B, index_t T,
+                                   index_t first_sequence = 0) {
     PackedSequences p;
     p.padded_length = T;
+    p.first_sequence = first_sequence;
     p.start.assign(std::size_t(B + 1), 0);
     for (index_t b = 0; b < B; ++b) {
       const std::int32_t* m = mask ? mask + b * T : nullptr;
@@ -51,9 +58,11 @@ struct PackedSequences {
         real = 0;
         while (real < T && m[real] != 0) ++real;
         for (index_t t = real; t < T; ++t)
-          LST_CHECK(m[t] == 0, "packed sequences: mask row ", b, " has a real token at position ", t,
-                    " after padding at position ", real, "; only right padding is packed");
-        LST_CHECK(real > 0, "packed sequences: mask row ", b, " has no real token (position 0 is padding)");
+          LST_CHECK(m[t] == 0, "packed sequences: mask row ", first_sequence + b,
+                    " has a real token at position ", t, " after padding at position ", real,
+                    "; only right padding is packed");
+        LST_CHECK(real > 0, "packed sequences: mask row ", first_sequence + b,
+                  " has no real token (position 0 is padding)");
       }
       p.start[std::size_t(b + 1)] = p.start[std::size_t(b)] + real;
     }
@@ -67,6 +76,7 @@ struct PackedSequences {
   PackedSequences first_rows(index_t n) const {
     PackedSequences p;
     p.padded_length = padded_length;
+    p.first_sequence = first_sequence;
     p.start.resize(start.size());
     for (index_t b = 0; b <= count(); ++b) {
       if (b < count())
@@ -78,7 +88,7 @@ struct PackedSequences {
   }
 
   bool operator==(const PackedSequences& o) const {
-    return padded_length == o.padded_length && start == o.start;
+    return padded_length == o.padded_length && first_sequence == o.first_sequence && start == o.start;
   }
 };
 

@@ -18,6 +18,27 @@ LST_NAMESPACE_BEGIN
 template <class T, class Backend = Cpu>
 class ParameterArena;
 
+namespace detail {
+/// The gradient shard this thread's layers write into (GradientShardScope); 0 outside any.
+inline thread_local int gradient_shard = 0;
+}  // namespace detail
+
+/// While alive, parameter gradients that layers on this thread ask for (Param::grad()) are those of shard
+/// `shard` of their arena (ParameterArena::set_gradient_shards): data-parallel work on one batch, each shard
+/// of it on its own thread writing its own gradients, summed in a fixed order afterwards
+/// (ParameterArena::reduce_gradient_shards). Layers take their gradient views on the calling thread, before
+/// any parallel loop of theirs, so the scope covers them. Scopes nest; the destructor restores the outer one.
+class GradientShardScope {
+ public:
+  explicit GradientShardScope(int shard) : m_outer(detail::gradient_shard) { detail::gradient_shard = shard; }
+  ~GradientShardScope() { detail::gradient_shard = m_outer; }
+  GradientShardScope(const GradientShardScope&) = delete;
+  GradientShardScope& operator=(const GradientShardScope&) = delete;
+
+ private:
+  int m_outer;
+};
+
 /// A handle on one parameter of an arena: stable across the arena's allocation (views are not).
 template <class T, class Backend = Cpu>
 class Param {
@@ -81,9 +102,37 @@ class ParameterArena {
   bool allocated() const { return m_allocated; }
   bool has_gradients() const { return m_has_gradients; }
 
+  /// Gradient shards: `shards` blocks of gradients in all, the arena's own and shards - 1 more (tracked as
+  /// gradients), for GradientShardScope. 1 (the default) releases the extra blocks.
+  void set_gradient_shards(int shards) {
+    LST_CHECK(shards >= 1, "parameter arena '", m_name, "': ", shards, " gradient shards (at least 1)");
+    LST_CHECK(m_has_gradients || shards == 1, "parameter arena '", m_name,
+              "': gradient shards asked of an arena without gradients");
+    m_shards.resize(std::size_t(shards - 1));
+    for (auto& g : m_shards)
+      if (g.numel() != m_size) g = Tensor<T, Backend>::zeros(Shape{m_size}, MemCategory::gradients);
+  }
+  int gradient_shards() const { return int(m_shards.size()) + 1; }
+  /// The arena's gradients += those of shards 1, 2, ... in that order: after each shard wrote its own part of
+  /// a batch's gradients (shard 0 into the arena's), their sum, with bits that depend on the shards and not
+  /// on the threads that ran them. With `shards`, only the first that many (a batch that had fewer sequences
+  /// than shards).
+  void reduce_gradient_shards(int shards = -1) {
+    const std::size_t n = shards < 0 ? m_shards.size() : std::size_t(std::max(shards - 1, 0));
+    LST_CHECK(n <= m_shards.size(), "parameter arena '", m_name, "': ", shards, " gradient shards summed of ",
+              gradient_shards());
+    for (std::size_t i = 0; i < n; ++i) m_grads += m_shards[i];
+  }
+
   TensorView<T, Backend> value(std::size_t i) const { return point(m_weights, i); }
+  /// Parameter i's gradient: in this thread's gradient shard (GradientShardScope) when the arena has shards.
   TensorView<T, Backend> grad(std::size_t i) const {
-    return has_gradients() ? point(m_grads, i) : TensorView<T, Backend>();
+    if (!has_gradients()) return TensorView<T, Backend>();
+    const int shard = detail::gradient_shard;
+    if (shard == 0) return point(m_grads, i);
+    LST_CHECK(shard < gradient_shards(), "parameter arena '", m_name, "': gradient of '", m_info[i].name,
+              "' asked in gradient shard ", shard, " of an arena with ", gradient_shards());
+    return point(m_shards[std::size_t(shard - 1)], i);
   }
   /// Every weight as one flat (size()) view, padding included (padding stays zero).
   TensorView<T, Backend> values() const { return m_weights.view(); }
@@ -122,6 +171,7 @@ class ParameterArena {
   index_t m_size = 0;
   bool m_allocated = false, m_has_gradients = false;
   Tensor<T, Backend> m_weights, m_grads;
+  std::vector<Tensor<T, Backend>> m_shards;  // gradient shards 1, 2, ... (shard 0 is m_grads)
 };
 
 LST_NAMESPACE_END

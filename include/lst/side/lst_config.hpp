@@ -132,6 +132,14 @@ struct SideOptions {
   bool cls_only_last_block = true;
   double output_gate_init = 0.9;  ///< beta at init (the share of the backbone's state), in (0, 1)
   std::vector<index_t> layers;    ///< the kept layers for ExplicitLayers
+  /// A training batch's sequences run through the side network in this many shards of about equal token
+  /// counts, each forward and backward on its own thread with its own gradients, summed in shard order
+  /// (BertLadderSideTuning::train_step): one parallel region per pass instead of one per product, whose
+  /// fork and join cost more than the side network's small products. The forward values are the unsharded
+  /// pass's, bit for bit; the gradients are sums in another order. Results depend on this count and never on
+  /// the thread count; threads beyond it leave the side network alone (the backbone uses them all). Not part
+  /// of the model: a checkpoint trained with one count resumes with any.
+  index_t training_shards = 2;
 };
 
 LST_NAMESPACE_END

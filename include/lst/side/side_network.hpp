@@ -189,9 +189,12 @@ class SideNetwork {
   }
 
   /// Starts a forward pass over a (B, T) batch padded on the right: `mask` (B, T) marks its real tokens (an
-  /// empty view: all real). Only they are computed, packed (PackedSequences::from_mask).
-  Context begin(index_t B, index_t Tn, ConstView<std::int32_t, Backend> mask, Mode mode,
-                std::uint64_t step) const {
+  /// empty view: all real). Only they are computed, packed (PackedSequences::from_mask). With
+  /// `first_sequence`, the B sequences are a shard of a larger batch (sequences first_sequence, ... of it, as
+  /// BertLst's data-parallel training step runs them): every dropout mask is the one the whole batch's
+  /// forward pass would draw, so the shards' forward passes give the whole batch's values, bit for bit.
+  Context begin(index_t B, index_t Tn, ConstView<std::int32_t, Backend> mask, Mode mode, std::uint64_t step,
+                index_t first_sequence = 0) const {
     Context ctx;
     ctx.mode = mode;
     ctx.step = step;
@@ -199,7 +202,7 @@ class SideNetwork {
                     mask.shape(), ", expected (", B, ", ", Tn, ")");
     ctx.batch = B;
     ctx.length = Tn;
-    ctx.rows = PackedSequences::from_mask(mask.data(), B, Tn);
+    ctx.rows = PackedSequences::from_mask(mask.data(), B, Tn, first_sequence);
     ctx.shape = Shape{ctx.rows.rows(), m_width};
     ctx.state = Tensor<T, Backend>(ctx.shape, MemCategory::activations);
     return ctx;
@@ -252,7 +255,10 @@ class SideNetwork {
                          cls.data() + b * m_width);
     }
     ctx.final_norm = m_final_norm->forward(cls, cls, ctx.mode);
-    ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step);
+    // cls row b is element (first_sequence + b) * d/r onwards of the whole batch's (B, d/r) features: a
+    // (B, 1) layout of sequences that start where this shard does gives it the whole batch's mask.
+    const PackedSequences cls_rows = PackedSequences::from_mask(nullptr, B, 1, ctx.rows.first_sequence);
+    ctx.final_dropout = m_final_dropout.forward(cls, cls, ctx.mode, ctx.step, &cls_rows);
     if (!m_output_gate.valid()) {
       ctx.up = m_up->forward(cls, features, ctx.mode);
     } else {
