@@ -187,8 +187,9 @@ struct NarrowShape {
 };
 
 /// The LST side network's products at r = 8 (width 48, FFN 192, ladders from d = 384) on 4096 tokens (batch
-/// 32, sequence 128): lst's gemm() (which takes cpu::narrow_gemm for them) against Eigen's product on the
-/// same row-major operands, which is what gemm() ran before. "In cache" repeats one product, whose operands
+/// 32, sequence 128), and the backbone's FFN and weight-gradient products on 2048: lst's gemm() (which
+/// takes cpu::narrow_gemm where narrow_gemm_applies) against Eigen's product on the same row-major
+/// operands, which is what gemm() ran before. "In cache" repeats one product, whose operands
 /// stay in L2; "cold" runs it on 16 sets of operands in turn (tens of MiB), as a training step meets them:
 /// written by the previous pass, out of L2.
 void bench_narrow_gemm(double peak) {
@@ -202,9 +203,14 @@ void bench_narrow_gemm(double peak) {
       {"4096x48x192 (side FFN down input gradient, dy W)", Trans::no, Trans::no, tokens, 48, 192},
       {"48x48x4096 (side weight gradient, dy^T x)", Trans::yes, Trans::no, 48, 48, tokens},
       {"48x384x4096 (ladder weight gradient, dy^T x)", Trans::yes, Trans::no, 48, 384, tokens},
+      {"2048x1536x384 (backbone FFN up, x W^T)", Trans::no, Trans::yes, 2048, 1536, 384},
+      {"2048x384x1536 (backbone FFN up input gradient, dy W)", Trans::no, Trans::no, 2048, 384, 1536},
+      {"384x384x2048 (backbone q/k/v/out weight gradient, dy^T x)", Trans::yes, Trans::no, 384, 384, 2048},
+      {"1536x384x2048 (backbone FFN up weight gradient, dy^T x)", Trans::yes, Trans::no, 1536, 384, 2048},
   };
   std::printf(
-      "\n| narrow GEMM M x N x K (fp32, 1 thread) | lst GFLOP/s | Eigen on the same operands GFLOP/s | lst / "
+      "\n| packing-free (narrow) GEMM M x N x K (fp32, 1 thread) | lst GFLOP/s | Eigen on the same operands "
+      "GFLOP/s | lst / "
       "Eigen | lst / peak | lst cold GFLOP/s | Eigen cold GFLOP/s | lst / Eigen, cold |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
   Rng rng(3);
