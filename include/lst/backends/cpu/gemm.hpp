@@ -25,8 +25,9 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 }  // namespace detail
 
 /// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, every matrix row-major with its own leading
-/// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS. Float products with a narrow
-/// weight side take cpu::narrow_gemm (narrow_gemm.hpp), everything else Eigen's GEMM — or, where the
+/// dimension. beta = 0 never reads C (so C may hold NaN garbage), as in BLAS. Float products that
+/// cpu::narrow_gemm_applies() gives it (narrow_gemm.hpp: enough rows, and on AVX2 no wide weight gradient)
+/// take the packing-free kernel, everything else Eigen's GEMM — or, where the
 /// including project defines LST_USE_CBLAS and links a CBLAS (CMake: -DLST_CBLAS=ON for lst's own programs,
 /// OpenBLAS's OpenMP build), cblas_sgemm / cblas_dgemm: OpenBLAS's AVX2 kernels outrun Eigen's on AMD's Zen
 /// (README, "Bench"). Its OpenMP build shares lst's thread pool, and runs on one thread inside lst's parallel
