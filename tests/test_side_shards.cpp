@@ -117,7 +117,8 @@ TEST_CASE("run_tasks runs every task once, leaves the thread count alone and ret
   CHECK(threads() == before);
 }
 
-TEST_CASE("a sharded LST step: the unsharded loss bit for bit, its gradients to rounding, any thread count") {
+TEST_CASE(
+    "a sharded LST step: the unsharded loss and gradients to rounding, the same bits on any thread count") {
   lst_test::TempDir dir("lst_shards");
   lst_test::write_tiny_checkpoint(dir / "model.safetensors");
   const io::SafetensorsFile weights(dir / "model.safetensors");
@@ -135,9 +136,11 @@ TEST_CASE("a sharded LST step: the unsharded loss bit for bit, its gradients to 
     return r;
   };
   const StepResult whole = run(1, 1), two = run(2, 1), two_threads = run(2, 2), three = run(3, 2);
-  // The forward pass is the same computation row by row: the loss is bit for bit the unsharded one.
-  CHECK(two.loss == whole.loss);
-  CHECK(three.loss == whole.loss);
+  // The forward pass is the same computation row by row: the unsharded loss, to rounding (bit for bit where
+  // each product gives a row the same bits whatever the row count: the packing-free kernel does, Eigen's GEMM
+  // need not, and in an unvectorised -O0 build does not).
+  CHECK(two.loss == doctest::Approx(whole.loss).epsilon(1e-6));
+  CHECK(three.loss == doctest::Approx(whole.loss).epsilon(1e-6));
   // The gradients are sums of the shards' in another order: equal to rounding, and nonzero.
   REQUIRE(two.side.size() == whole.side.size());
   double largest = 0;
@@ -148,7 +151,9 @@ TEST_CASE("a sharded LST step: the unsharded loss bit for bit, its gradients to 
     largest = std::max(largest, double(std::abs(whole.side[i])));
   }
   CHECK(largest > 1e-3);
-  CHECK(two.head == whole.head);  // the head sees the whole batch either way
+  REQUIRE(two.head.size() == whole.head.size());
+  for (std::size_t i = 0; i < whole.head.size(); ++i)  // the head sees the whole batch either way
+    CHECK(two.head[i] == doctest::Approx(whole.head[i]).epsilon(1e-5).scale(1e-7));
   // The same shards on one thread and on two: the same bits.
   CHECK(two_threads.loss == two.loss);
   CHECK(two_threads.side == two.side);

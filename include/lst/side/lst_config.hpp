@@ -136,9 +136,10 @@ struct SideOptions {
   /// counts, each forward and backward on its own thread with its own gradients, summed in shard order
   /// (BertLadderSideTuning::train_step): one parallel region per pass instead of one per product, whose
   /// fork and join cost more than the side network's small products. The forward values are the unsharded
-  /// pass's, bit for bit; the gradients are sums in another order. Results depend on this count and never on
-  /// the thread count; threads beyond it leave the side network alone (the backbone uses them all). Not part
-  /// of the model: a checkpoint trained with one count resumes with any.
+  /// pass's row by row (bit for bit where every product gives a row the same bits whatever the row count, as
+  /// the packing-free GEMM does); the gradients are sums in another order. Results depend on this count and
+  /// never on the thread count; threads beyond it leave the side network alone (the backbone uses them all).
+  /// Not part of the model: a checkpoint trained with one count resumes with any.
   index_t training_shards = 2;
 };
 

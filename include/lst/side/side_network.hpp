@@ -192,7 +192,7 @@ class SideNetwork {
   /// empty view: all real). Only they are computed, packed (PackedSequences::from_mask). With
   /// `first_sequence`, the B sequences are a shard of a larger batch (sequences first_sequence, ... of it, as
   /// BertLst's data-parallel training step runs them): every dropout mask is the one the whole batch's
-  /// forward pass would draw, so the shards' forward passes give the whole batch's values, bit for bit.
+  /// forward pass would draw, so the shards' forward passes compute the whole batch's values row by row.
   Context begin(index_t B, index_t Tn, ConstView<std::int32_t, Backend> mask, Mode mode, std::uint64_t step,
                 index_t first_sequence = 0) const {
     Context ctx;
