@@ -134,30 +134,36 @@ int run(const Options& o) {
   for (int c = 0; c < num_mem_categories; ++c)
     peaks[to_string(static_cast<MemCategory>(c))] = memory_tracker().peak(static_cast<MemCategory>(c));
   peaks["total"] = memory_tracker().total_peak();
-  const nlohmann::json metrics = {{"task", layout.name},
-                                  {"method", model->method()},
-                                  {"model", o.model_dir},
-                                  {"dev", to_json(r.last)},
-                                  {"best_dev", to_json(r.best)},
-                                  {"best_epoch", r.best_epoch},
-                                  {"primary_metric", r.primary},
-                                  {"epochs", r.epochs},
-                                  {"steps", r.steps},
-                                  {"batch_size", tc.batch_size},
-                                  {"max_seq_len", o.max_seq_len},
-                                  {"lr", tc.lr},
-                                  {"seed", tc.seed},
-                                  {"train_examples", train.size()},
-                                  {"wall_seconds", wall},
-                                  {"threads", threads()},
-                                  {"side_training_shards", o.method == "lst" ? o.side.training_shards : 0},
-                                  {"train_seconds", r.train_seconds},
-                                  {"tokens_per_s", r.tokens_per_second()},
-                                  {"trainable_parameters", trainable},
-                                  {"total_parameters", model->total_parameters()},
-                                  {"peak_bytes", peaks},
-                                  {"peak_rss_bytes", std::llround(peak_rss_mib() * 1024 * 1024)},
-                                  {"resumed_from_step", r.resumed_from}};
+  nlohmann::json metrics = {{"task", layout.name},
+                            {"method", model->method()},
+                            {"model", o.model_dir},
+                            {"dev", to_json(r.last)},
+                            {"best_dev", to_json(r.best)},
+                            {"best_epoch", r.best_epoch},
+                            {"primary_metric", r.primary},
+                            {"epochs", r.epochs},
+                            {"steps", r.steps},
+                            {"batch_size", tc.batch_size},
+                            {"max_seq_len", o.max_seq_len},
+                            {"lr", tc.lr},
+                            {"seed", tc.seed},
+                            {"train_examples", train.size()},
+                            {"wall_seconds", wall},
+                            {"threads", threads()},
+                            {"side_training_shards", o.method == "lst" ? o.side.training_shards : 0},
+                            {"train_seconds", r.train_seconds},
+                            {"tokens_per_s", r.tokens_per_second()},
+                            {"trainable_parameters", trainable},
+                            {"total_parameters", model->total_parameters()},
+                            {"peak_bytes", peaks},
+                            {"peak_rss_bytes", std::llround(peak_rss_mib() * 1024 * 1024)},
+                            {"resumed_from_step", r.resumed_from},
+                            {"ema_decay", tc.ema_decay}};
+  if (tc.ema_decay > 0) {  // "dev"/"best_dev" are the weight average's; the raw weights' beside them
+    metrics["dev_raw"] = to_json(r.last_raw);
+    metrics["best_raw_dev"] = to_json(r.best_raw);
+    metrics["best_raw_epoch"] = r.best_raw_epoch;
+  }
   const std::string text = metrics.dump(2) + "\n";
   io::write_file_atomically(o.out_dir + "/metrics.json",
                             [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), o.out_dir); });
@@ -194,6 +200,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-grad-norm", o.train.max_grad_norm, "clip the global gradient norm (0 = off)")
       ->capture_default_str();
+  app.add_option("--ema-decay", o.train.ema_decay,
+                 "evaluate and keep an exponential moving average of the trained weights with this decay "
+                 "(e.g. 0.999; 0 = off); the raw weights are reported too")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999999));
   app.add_option("--seed", o.train.seed, "seed of the head init, shuffling and dropout")
       ->capture_default_str();
   app.add_option("--max-train-examples", o.max_train_examples, "use only the first N training examples")

@@ -4,7 +4,8 @@
 the last epoch (and the best epoch's), epochs, steps, training minutes (summed over every session of a resumed
 run, evaluation excluded), the first epoch's training seconds and the median of the later epochs' (from
 log.jsonl: with a tap cache the first epoch fills it and the later ones skip the backbone), tokens/s, trainable
-parameters and peak memory (tracker total and process RSS, of the last session).  Usage: scripts/summarize_runs.py OUT_ROOT"""
+parameters and peak memory (tracker total and process RSS, of the last session). Runs with a weight average
+(--ema-decay) show the raw weights' best epoch beside the average's.  Usage: scripts/summarize_runs.py OUT_ROOT"""
 import json
 import pathlib
 import statistics
@@ -36,9 +37,12 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*/metrics.json")):
         extra = f" / {100 * m['dev']['spearman']:.1f} (Spearman)"
     elif m["task"] in ("MRPC",):
         extra = f" / {100 * m['dev']['accuracy']:.1f} (acc)"
+    raw = ""  # with a weight average (--ema-decay) the dev figures are the average's; the raw weights' beside
+    if "best_raw_dev" in m:
+        raw = f"; raw weights {100 * m['best_raw_dev'][metric]:.1f} (epoch {m['best_raw_epoch']})"
     rows.append(
         f"| {m['task']} | {m['method']} | {path.parent.name} | {metric} {100 * m['dev'][metric]:.1f}{extra} "
-        f"| {100 * m['best_dev'][metric]:.1f} (epoch {m['best_epoch']}) | {m['epochs']:.0f} | {m['steps']} "
+        f"| {100 * m['best_dev'][metric]:.1f} (epoch {m['best_epoch']}{raw}) | {m['epochs']:.0f} | {m['steps']} "
         f"| {m['train_seconds'] / 60:.1f} | {fmt(first)} | {fmt(later)} | {m['tokens_per_s']:.0f} | {m['trainable_parameters']:,} "
         f"| {m['peak_bytes']['total'] / 2**20:.0f} | {m['peak_rss_bytes'] / 2**20:.0f} |")
 print("| task | method | run | dev (last epoch) | best epoch | epochs | steps | train min | epoch 1 s | later epochs s | tokens/s "

@@ -300,3 +300,101 @@ TEST_CASE("a checkpoint is refused by another model, another run, or when damage
   }
   CHECK(model.trainable()[0]->values().data()[0] == before);
 }
+
+TEST_CASE("weight average: TensorFlow's decay schedule, the recursion by hand, and swapping twice undoes") {
+  ParameterArena<float> arena("g");
+  auto w = arena.add("w", Shape{3});
+  arena.allocate(true);
+  float* v = w.value().data();
+  v[0] = 1, v[1] = -2, v[2] = 4;
+  WeightAverage avg({&arena}, 0.9);
+  CHECK(avg.decay_at(1) == doctest::Approx(2.0 / 11.0));  // early updates are not held back by the start
+  CHECK(avg.decay_at(1000) == 0.9);
+  double expect[3] = {1, -2, 4};
+  for (long n = 1; n <= 30; ++n) {
+    for (int i = 0; i < 3; ++i) v[i] = float(i + 1) * float(n % 7) - 1.5f;  // the "trained" weights
+    avg.update(n);
+    const double d = std::min(0.9, double(1 + n) / double(10 + n));
+    for (int i = 0; i < 3; ++i) expect[i] = d * expect[i] + (1 - d) * double(v[i]);
+  }
+  const std::vector<float> trained(v, v + 3);
+  for (int i = 0; i < 3; ++i) CHECK(avg.average(0).data()[i] == doctest::Approx(expect[i]).epsilon(1e-6));
+  {
+    const AveragedWeightsScope averaged(&avg);
+    for (int i = 0; i < 3; ++i) CHECK(v[i] == doctest::Approx(expect[i]).epsilon(1e-6));
+  }
+  for (int i = 0; i < 3; ++i) CHECK(v[i] == trained[std::size_t(i)]);
+  CHECK_THROWS_WITH_AS(WeightAverage({&arena}, 1.0), doctest::Contains("decay"), Error);
+}
+
+TEST_CASE("a weight average leaves training alone, is what gets evaluated and kept, and resumes exactly") {
+  TempDir dir("average");
+  write_tiny_checkpoint(dir / "model.safetensors");
+  const io::SafetensorsFile weights(dir / "model.safetensors");
+  const auto train = tiny_task(64, 1), dev = tiny_task(48, 2);
+  const auto weights_of = [](TaskModel& m) {
+    const ParameterArena<float>& a = *m.trainable()[0];
+    return std::vector<float>(a.values().data(), a.values().data() + a.size());
+  };
+
+  BertFullFineTuning plain(tiny_config(), weights, 2, 5);
+  Trainer t0(plain, small_run(dir / "plain"), train, dev, io::GlueTask::sst2);
+  const TrainResult r0 = t0.run();
+
+  TrainConfig averaged_run = small_run(dir / "averaged");
+  averaged_run.ema_decay = 0.9;
+  BertFullFineTuning straight(tiny_config(), weights, 2, 5);
+  Trainer t1(straight, averaged_run, train, dev, io::GlueTask::sst2);
+  const TrainResult r1 = t1.run();
+  // The raw weights took the same path, bit for bit, and their evaluation is the plain run's.
+  REQUIRE(t1.losses().size() == t0.losses().size());
+  for (std::size_t i = 0; i < t0.losses().size(); ++i) CHECK(t1.losses()[i] == t0.losses()[i]);
+  CHECK(weights_of(straight) == weights_of(plain));
+  CHECK(r1.last_raw.loss == r0.last.loss);
+  CHECK(r1.best_raw_epoch == r0.best_epoch);
+  CHECK(r1.last.loss != r0.last.loss);  // the average is another model
+
+  // The best checkpoint holds the average that was evaluated, not the raw weights.
+  BertFullFineTuning reloaded(tiny_config(), weights, 2, 5);
+  const nlohmann::json best = load_checkpoint(dir / "averaged/best.safetensors", reloaded, {});
+  CHECK(best.at("weight_average").get<bool>());
+  CHECK(best.at("epoch").get<long>() == r1.best_epoch);
+  CHECK(evaluate(reloaded, dev, io::GlueTask::sst2, 8).loss == doctest::Approx(r1.best.loss).epsilon(1e-12));
+  CHECK(weights_of(reloaded) != weights_of(straight));
+
+  // Interrupted and resumed: the same losses, the same average (its state is in the checkpoint).
+  {
+    BertFullFineTuning model(tiny_config(), weights, 2, 5);
+    StopAt stopping(model, 10);
+    TrainConfig c = averaged_run;
+    c.out_dir = dir / "resumed";
+    Trainer(stopping, c, train, dev, io::GlueTask::sst2).run();
+    clear_stop_request();
+  }
+  BertFullFineTuning fresh(tiny_config(), weights, 2, 5);
+  TrainConfig c = averaged_run;
+  c.out_dir = dir / "resumed";
+  Trainer t2(fresh, c, train, dev, io::GlueTask::sst2);
+  const TrainResult r2 = t2.run();
+  CHECK(r2.resumed_from == 11);
+  CHECK(r2.last.loss == r1.last.loss);
+  CHECK(r2.last_raw.loss == r1.last_raw.loss);
+  CHECK(r2.best_epoch == r1.best_epoch);
+  CHECK(r2.best_raw_epoch == r1.best_raw_epoch);
+  BertFullFineTuning best_straight(tiny_config(), weights, 2, 5), best_resumed(tiny_config(), weights, 2, 5);
+  load_checkpoint(dir / "averaged/best.safetensors", best_straight, {});
+  load_checkpoint(dir / "resumed/best.safetensors", best_resumed, {});
+  CHECK(weights_of(best_resumed) == weights_of(best_straight));
+
+  // Resuming with another decay (or none) would not continue the same run: refused before anything loads.
+  TrainConfig other = averaged_run;
+  other.ema_decay = 0.99;
+  BertFullFineTuning untouched(tiny_config(), weights, 2, 5);
+  const std::vector<float> before = weights_of(untouched);
+  CHECK_THROWS_WITH_AS(Trainer(untouched, other, train, dev, io::GlueTask::sst2).run(),
+                       doctest::Contains("weight-average decay"), Error);
+  other.ema_decay = 0;
+  CHECK_THROWS_WITH_AS(Trainer(untouched, other, train, dev, io::GlueTask::sst2).run(),
+                       doctest::Contains("would not continue the same run"), Error);
+  CHECK(weights_of(untouched) == before);
+}

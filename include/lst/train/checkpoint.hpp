@@ -43,12 +43,8 @@ inline void save_checkpoint(const std::string& path, TaskModel& model,
   io::save_safetensors(path, tensors, {{"lst.state", state.dump()}});
 }
 
-/// Reads a checkpoint written by save_checkpoint into `model` (and `optimizer`, unless empty) and returns
-/// its state. A checkpoint of another method, configuration or backbone is refused, naming both identities;
-/// a missing or mis-shaped tensor is an error naming it. Nothing is modified unless every check passes.
-inline nlohmann::json load_checkpoint(const std::string& path, TaskModel& model,
-                                      const std::vector<OptimizerState>& optimizer) {
-  const io::SafetensorsFile file(path);
+namespace detail {
+inline nlohmann::json checkpoint_state(const io::SafetensorsFile& file, const std::string& path) {
   const auto meta = file.metadata();
   const auto it = meta.find("lst.state");
   LST_CHECK(it != meta.end(), "checkpoint '", path, "': no 'lst.state' metadata: not an lst checkpoint");
@@ -61,6 +57,24 @@ inline nlohmann::json load_checkpoint(const std::string& path, TaskModel& model,
   LST_CHECK(state.is_object() && state.value("format", "") == checkpoint_format, "checkpoint '", path,
             "': format '", state.is_object() ? state.value("format", "") : "", "', expected '",
             checkpoint_format, "'");
+  return state;
+}
+}  // namespace detail
+
+/// The JSON state of the checkpoint at `path` (what save_checkpoint was given, with "format", "identity" and
+/// "model"), read without touching any model: a loop checks its settings against it before loading.
+inline nlohmann::json read_checkpoint_state(const std::string& path) {
+  const io::SafetensorsFile file(path);
+  return detail::checkpoint_state(file, path);
+}
+
+/// Reads a checkpoint written by save_checkpoint into `model` (and `optimizer`, unless empty) and returns
+/// its state. A checkpoint of another method, configuration or backbone is refused, naming both identities;
+/// a missing or mis-shaped tensor is an error naming it. Nothing is modified unless every check passes.
+inline nlohmann::json load_checkpoint(const std::string& path, TaskModel& model,
+                                      const std::vector<OptimizerState>& optimizer) {
+  const io::SafetensorsFile file(path);
+  const nlohmann::json state = detail::checkpoint_state(file, path);
   const std::string identity = state.value("identity", "");
   LST_CHECK(identity == model.identity(), "checkpoint '", path, "' was written by\n  ", identity,
             "\nbut this model is\n  ", model.identity(), "\n(another method, configuration or backbone)");

@@ -2,7 +2,8 @@
 /// @file trainer.hpp
 /// @brief The fine-tuning loop every method shares: seeded shuffling, linear warm-up and decay, clipping by
 ///        global norm, AdamW or SGD, evaluation after each epoch with the best checkpoint kept, a JSON-lines
-///        log, a progress bar, and a resumable checkpoint on Ctrl-C and after every epoch.
+///        log, a progress bar, and a resumable checkpoint on Ctrl-C and after every epoch. Optionally an
+///        exponential moving average of the weights (weight_average.hpp) is what gets evaluated and kept.
 ///
 /// Determinism is what makes resuming exact: the example order is a function of (seed, epoch), dropout masks
 /// a function of (seed, step), and the checkpoint holds weights, optimizer state and the step. A resumed run
@@ -31,6 +32,7 @@
 #include "schedule.hpp"
 #include "sgd.hpp"
 #include "shuffle.hpp"
+#include "weight_average.hpp"
 
 LST_NAMESPACE_BEGIN
 
@@ -50,11 +52,18 @@ struct TrainConfig {
   long log_every = 20;  // steps per JSON-lines training record
   bool progress = true;
   bool group_by_length = true;  // batches of similar lengths (see epoch_batches)
+  /// > 0: keep an exponential moving average of the weights with this decay (e.g. 0.999) and evaluate it, and
+  /// save it as the best checkpoint, in place of the weights; the raw weights are evaluated too ("dev_raw").
+  double ema_decay = 0;
 };
 
 struct TrainResult {
   Evaluation last, best;
   long best_epoch = -1;
+  // With a weight average (TrainConfig::ema_decay), `last` and `best` are the average's and these the raw
+  // weights' own: the same run without the average, since the average does not change training.
+  Evaluation last_raw, best_raw;
+  long best_raw_epoch = -1;
   std::string primary;  // the metric that chose `best`
   long steps = 0, total_steps = 0, steps_per_epoch = 0;
   double epochs = 0;                           // steps / steps_per_epoch
@@ -82,6 +91,8 @@ class Trainer {
               m_cfg.warmup_ratio, " is outside [0, 1]");
     LST_CHECK(m_cfg.optimizer == "adamw" || m_cfg.optimizer == "sgd", "Trainer: optimizer '", m_cfg.optimizer,
               "' is not one of adamw, sgd");
+    LST_CHECK(m_cfg.ema_decay >= 0 && m_cfg.ema_decay < 1, "Trainer: weight-average decay ", m_cfg.ema_decay,
+              " is outside [0, 1) (0: no average)");
     for (ParameterArena<float>* group : model.trainable()) {
       if (m_cfg.optimizer == "adamw")
         m_adamw.push_back(
@@ -89,6 +100,7 @@ class Trainer {
       else
         m_sgd.push_back(std::make_unique<Sgd<float>>(*group, SgdConfig{m_cfg.momentum, m_cfg.weight_decay}));
     }
+    if (m_cfg.ema_decay > 0) m_average = std::make_unique<WeightAverage>(model.trainable(), m_cfg.ema_decay);
     for (const EncodedExample& e : train) m_lengths.push_back(std::uint32_t(e.ids.size()));
     m_steps_per_epoch = (long(train.size()) + long(m_cfg.batch_size) - 1) / long(m_cfg.batch_size);
     m_total = m_cfg.epochs > 0 ? m_cfg.epochs * m_steps_per_epoch : m_cfg.max_steps;
@@ -108,21 +120,25 @@ class Trainer {
     r.primary = primary_metric(m_task);
     r.total_steps = m_total;
     r.steps_per_epoch = m_steps_per_epoch;
-    double best_value = -std::numeric_limits<double>::infinity();
+    double best_value = -std::numeric_limits<double>::infinity(), best_raw_value = best_value;
     long step = 0;
     if (!m_cfg.out_dir.empty()) make_directory(m_cfg.out_dir);
     if (!m_cfg.out_dir.empty() && m_cfg.resume && file_exists(last_checkpoint())) {
-      const nlohmann::json s = load_checkpoint(last_checkpoint(), m_model, optimizer_state());
-      LST_CHECK(s.value("total_steps", -1L) == m_total &&
-                    s.value("batch_size", -1L) == long(m_cfg.batch_size) &&
-                    s.value("seed", std::uint64_t(0)) == m_cfg.seed &&
-                    s.value("group_by_length", true) == m_cfg.group_by_length,
-                "checkpoint '", last_checkpoint(), "' was made with ", s.value("total_steps", -1L),
-                " total steps, batch size ", s.value("batch_size", -1L), " and seed ",
-                s.value("seed", std::uint64_t(0)), " (length grouping ", s.value("group_by_length", true),
-                "); this run has ", m_total, ", ", m_cfg.batch_size, " and ", m_cfg.seed,
-                " (length grouping ", m_cfg.group_by_length,
+      // The run's settings are checked before anything is read into the model.
+      const nlohmann::json s0 = read_checkpoint_state(last_checkpoint());
+      LST_CHECK(s0.value("total_steps", -1L) == m_total &&
+                    s0.value("batch_size", -1L) == long(m_cfg.batch_size) &&
+                    s0.value("seed", std::uint64_t(0)) == m_cfg.seed &&
+                    s0.value("group_by_length", true) == m_cfg.group_by_length &&
+                    s0.value("ema_decay", 0.0) == m_cfg.ema_decay,
+                "checkpoint '", last_checkpoint(), "' was made with ", s0.value("total_steps", -1L),
+                " total steps, batch size ", s0.value("batch_size", -1L), " and seed ",
+                s0.value("seed", std::uint64_t(0)), " (length grouping ", s0.value("group_by_length", true),
+                ", weight-average decay ", s0.value("ema_decay", 0.0), "); this run has ", m_total, ", ",
+                m_cfg.batch_size, " and ", m_cfg.seed, " (length grouping ", m_cfg.group_by_length,
+                ", weight-average decay ", m_cfg.ema_decay,
                 "): resuming would not continue the same run (use another --out or delete it)");
+      const nlohmann::json s = load_checkpoint(last_checkpoint(), m_model, optimizer_state());
       step = s.at("step").get<long>();
       for (auto& o : m_adamw) o->set_steps(step);
       for (auto& o : m_sgd) o->set_steps(step);
@@ -131,6 +147,9 @@ class Trainer {
       r.best_epoch = s.value("best_epoch", -1L);
       if (s.contains("best_value")) best_value = s.at("best_value").get<double>();
       if (s.contains("best")) r.best = from_json(s.at("best"));
+      r.best_raw_epoch = s.value("best_raw_epoch", -1L);
+      if (s.contains("best_raw_value")) best_raw_value = s.at("best_raw_value").get<double>();
+      if (s.contains("best_raw")) r.best_raw = from_json(s.at("best_raw"));
       r.resumed_from = step;
       log({{"event", "resume"}, {"step", step}});
     }
@@ -149,12 +168,18 @@ class Trainer {
                           {"batch_size", m_cfg.batch_size},
                           {"seed", m_cfg.seed},
                           {"group_by_length", m_cfg.group_by_length},
+                          {"ema_decay", m_cfg.ema_decay},
                           {"task", io::glue_layout(m_task).name},
                           {"train_seconds", r.train_seconds},
                           {"train_tokens", r.train_tokens},
                           {"best_epoch", r.best_epoch},
                           {"best", to_json(r.best)}};
       if (std::isfinite(best_value)) s["best_value"] = best_value;
+      if (m_average) {
+        s["best_raw_epoch"] = r.best_raw_epoch;
+        s["best_raw"] = to_json(r.best_raw);
+        if (std::isfinite(best_raw_value)) s["best_raw_value"] = best_raw_value;
+      }
       save_checkpoint(last_checkpoint(), m_model, optimizer_state(), s);
     };
 
@@ -175,6 +200,7 @@ class Trainer {
         for (auto& o : m_adamw) o->step(lr);
         for (auto& o : m_sgd) o->step(lr);
         ++step;
+        if (m_average) m_average->update(step);
         m_losses.push_back(loss);
         r.train_tokens += double(batch.real_tokens);
         r.train_seconds = seconds_before + bar.seconds() - eval_seconds;
@@ -208,38 +234,62 @@ class Trainer {
       // End of an epoch, or of the step budget: evaluate, keep the best, make the run resumable.
       bar.break_line();
       const double eval_start = bar.seconds();
-      r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
+      bool improved = false;
+      if (m_average) {
+        r.last_raw = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
+        const double raw_value = r.last_raw.metrics.at(r.primary);
+        if (raw_value > best_raw_value) {
+          best_raw_value = raw_value;
+          r.best_raw = r.last_raw;
+          r.best_raw_epoch = epoch + 1;
+        }
+      }
+      {
+        const AveragedWeightsScope averaged(m_average.get());  // the best checkpoint holds what was evaluated
+        r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
+        const double value = r.last.metrics.at(r.primary);
+        improved = value > best_value;
+        if (improved) {
+          best_value = value;
+          r.best = r.last;
+          r.best_epoch = epoch + 1;
+          if (!m_cfg.out_dir.empty())
+            save_checkpoint(best_checkpoint(), m_model, {},
+                            {{"step", step},
+                             {"epoch", epoch + 1},
+                             {"task", io::glue_layout(m_task).name},
+                             {"weight_average", m_average != nullptr},
+                             {"dev", to_json(r.last)}});
+        }
+      }
       eval_seconds += bar.seconds() - eval_start;
       r.train_seconds = seconds_before + bar.seconds() - eval_seconds;
-      const double value = r.last.metrics.at(r.primary);
-      const bool improved = value > best_value;
-      if (improved) {
-        best_value = value;
-        r.best = r.last;
-        r.best_epoch = epoch + 1;
-        if (!m_cfg.out_dir.empty())
-          save_checkpoint(best_checkpoint(), m_model, {},
-                          {{"step", step},
-                           {"epoch", epoch + 1},
-                           {"task", io::glue_layout(m_task).name},
-                           {"dev", to_json(r.last)}});
-      }
       nlohmann::json rec = {{"event", "eval"},
                             {"step", step},
                             {"epoch", double(step) / double(m_steps_per_epoch)},
                             {"dev", to_json(r.last)},
                             {"best", improved},
                             {"epoch_train_seconds", r.train_seconds - epoch_start_seconds}};
+      if (m_average) rec["dev_raw"] = to_json(r.last_raw);
       log(rec);
       if (m_cfg.progress) {
-        std::fprintf(stderr, "epoch %.2f: dev", double(step) / double(m_steps_per_epoch));
+        std::fprintf(stderr, "epoch %.2f: dev%s", double(step) / double(m_steps_per_epoch),
+                     m_average ? " (weight average)" : "");
         for (const auto& [k, v] : r.last.metrics) std::fprintf(stderr, " %s %.4f", k.c_str(), v);
         std::fprintf(stderr, " loss %.4f%s\n", r.last.loss, improved ? " (best)" : "");
+        if (m_average) {
+          std::fprintf(stderr, "            raw weights");
+          for (const auto& [k, v] : r.last_raw.metrics) std::fprintf(stderr, " %s %.4f", k.c_str(), v);
+          std::fprintf(stderr, " loss %.4f\n", r.last_raw.loss);
+        }
       }
       save_last(step);
     }
-    if (r.last.metrics.empty())
-      r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);  // finished before
+    if (r.last.metrics.empty()) {  // finished before
+      if (m_average) r.last_raw = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
+      const AveragedWeightsScope averaged(m_average.get());
+      r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
+    }
     r.steps = step;
     r.epochs = double(step) / double(m_steps_per_epoch);
     return r;
@@ -253,6 +303,8 @@ class Trainer {
     for (const auto& o : m_sgd)
       s.push_back(o->momentum_buffer().empty() ? OptimizerState{}
                                                : OptimizerState{{"momentum", o->momentum_buffer()}});
+    if (m_average)
+      for (std::size_t g = 0; g < s.size(); ++g) s[g].emplace_back("weight_average", m_average->average(g));
     return s;
   }
   static Evaluation from_json(const nlohmann::json& j) {
@@ -299,7 +351,8 @@ class Trainer {
   io::GlueTask m_task;
   std::vector<std::unique_ptr<AdamW<float>>> m_adamw;
   std::vector<std::unique_ptr<Sgd<float>>> m_sgd;
-  std::vector<std::uint32_t> m_lengths;  // tokens per training example
+  std::unique_ptr<WeightAverage> m_average;  // null without TrainConfig::ema_decay
+  std::vector<std::uint32_t> m_lengths;      // tokens per training example
   long m_steps_per_epoch = 0, m_total = 0;
   std::vector<double> m_losses;
 };
