@@ -50,6 +50,7 @@ def main():
         rows.append((seed, full[seed], avg, m["best_epoch"], raw, m.get("best_raw_epoch")))
     if not rows:
         sys.exit("seed_gaps.py: no runs")
+    rows.sort(key=lambda r: r[0])
 
     has_raw = all(r[4] is not None for r in rows)
     head = "| seed | full fine-tuning | LST, best epoch | gap |"
