@@ -19,8 +19,7 @@ import sys
 
 
 def load(run_dir):
-    m = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
-    return m
+    return json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
 
 
 def main():

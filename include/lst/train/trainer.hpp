@@ -120,7 +120,6 @@ class Trainer {
     r.primary = primary_metric(m_task);
     r.total_steps = m_total;
     r.steps_per_epoch = m_steps_per_epoch;
-    double best_value = -std::numeric_limits<double>::infinity(), best_raw_value = best_value;
     long step = 0;
     if (!m_cfg.out_dir.empty()) make_directory(m_cfg.out_dir);
     if (!m_cfg.out_dir.empty() && m_cfg.resume && file_exists(last_checkpoint())) {
@@ -145,10 +144,8 @@ class Trainer {
       r.train_seconds = s.value("train_seconds", 0.0);
       r.train_tokens = s.value("train_tokens", 0.0);
       r.best_epoch = s.value("best_epoch", -1L);
-      if (s.contains("best_value")) best_value = s.at("best_value").get<double>();
       if (s.contains("best")) r.best = from_json(s.at("best"));
       r.best_raw_epoch = s.value("best_raw_epoch", -1L);
-      if (s.contains("best_raw_value")) best_raw_value = s.at("best_raw_value").get<double>();
       if (s.contains("best_raw")) r.best_raw = from_json(s.at("best_raw"));
       r.resumed_from = step;
       log({{"event", "resume"}, {"step", step}});
@@ -174,11 +171,9 @@ class Trainer {
                           {"train_tokens", r.train_tokens},
                           {"best_epoch", r.best_epoch},
                           {"best", to_json(r.best)}};
-      if (std::isfinite(best_value)) s["best_value"] = best_value;
       if (m_average) {
         s["best_raw_epoch"] = r.best_raw_epoch;
         s["best_raw"] = to_json(r.best_raw);
-        if (std::isfinite(best_raw_value)) s["best_raw_value"] = best_raw_value;
       }
       save_checkpoint(last_checkpoint(), m_model, optimizer_state(), s);
     };
@@ -237,30 +232,19 @@ class Trainer {
       bool improved = false;
       if (m_average) {
         r.last_raw = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
-        const double raw_value = r.last_raw.metrics.at(r.primary);
-        if (raw_value > best_raw_value) {
-          best_raw_value = raw_value;
-          r.best_raw = r.last_raw;
-          r.best_raw_epoch = epoch + 1;
-        }
+        keep_if_better(r.last_raw, r.primary, epoch + 1, r.best_raw, r.best_raw_epoch);
       }
       {
         const AveragedWeightsScope averaged(m_average.get());  // the best checkpoint holds what was evaluated
         r.last = evaluate(m_model, m_dev, m_task, m_cfg.batch_size);
-        const double value = r.last.metrics.at(r.primary);
-        improved = value > best_value;
-        if (improved) {
-          best_value = value;
-          r.best = r.last;
-          r.best_epoch = epoch + 1;
-          if (!m_cfg.out_dir.empty())
-            save_checkpoint(best_checkpoint(), m_model, {},
-                            {{"step", step},
-                             {"epoch", epoch + 1},
-                             {"task", io::glue_layout(m_task).name},
-                             {"weight_average", m_average != nullptr},
-                             {"dev", to_json(r.last)}});
-        }
+        improved = keep_if_better(r.last, r.primary, epoch + 1, r.best, r.best_epoch);
+        if (improved && !m_cfg.out_dir.empty())
+          save_checkpoint(best_checkpoint(), m_model, {},
+                          {{"step", step},
+                           {"epoch", epoch + 1},
+                           {"task", io::glue_layout(m_task).name},
+                           {"weight_average", m_average != nullptr},
+                           {"dev", to_json(r.last)}});
       }
       eval_seconds += bar.seconds() - eval_start;
       r.train_seconds = seconds_before + bar.seconds() - eval_seconds;
@@ -306,6 +290,15 @@ class Trainer {
     if (m_average)
       for (std::size_t g = 0; g < s.size(); ++g) s[g].emplace_back("weight_average", m_average->average(g));
     return s;
+  }
+  /// Makes `e` (of epoch `epoch`) the best if its `metric` beats the best so far (none yet: any value does).
+  static bool keep_if_better(const Evaluation& e, const std::string& metric, long epoch, Evaluation& best,
+                             long& best_epoch) {
+    const auto kept = best.metrics.find(metric);
+    if (kept != best.metrics.end() && !(e.metrics.at(metric) > kept->second)) return false;
+    best = e;
+    best_epoch = epoch;
+    return true;
   }
   static Evaluation from_json(const nlohmann::json& j) {
     Evaluation e;
