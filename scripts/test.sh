@@ -5,6 +5,8 @@
 #   2. build/asan:    Debug (-O0 -g) build of the tests with ASan + UBSan; ctest -L cpu -LE packaging
 #   3. build/cblas:   Release build of the GEMM-using tests with -DLST_CBLAS=ON (OpenBLAS); ctest on them
 #   4. conan create . (the Conan 2 package and its test_package)
+# First, in seconds: the include layering and the rule that only backends/ names CPU specifics
+# (scripts/check_layers.py), and its self-test, which plants violations and checks they are caught.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +15,10 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 CTEST_JOBS="${LST_CTEST_JOBS:-2}"
 
 step() { printf '\n==== lst test.sh: %s ====\n' "$*"; }
+
+step "include layering and backend rules (scripts/check_layers.py)"
+python3 "$ROOT/scripts/check_layers.py"
+python3 "$ROOT/scripts/check_layers.py" --self-test
 
 step "installing dependencies"
 bash "$ROOT/scripts/install-deps.sh"

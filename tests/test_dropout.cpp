@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include <lst/init/initializers.hpp>
+#include <lst/core/initializers.hpp>
 #include <lst/nn/dropout.hpp>
 
 #include "gradient_check.hpp"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <lst/init/structural_pruning.hpp>
+#include <lst/methods/lst/side_network.hpp>
 #include <lst/models/bert_encoder.hpp>
-#include <lst/side/side_network.hpp>
 
 #include <map>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
+#include <lst/methods/lst/side_network.hpp>
 #include <lst/models/bert_encoder.hpp>
-#include <lst/side/side_network.hpp>
 
 #include "gradient_check.hpp"
 

@@ -17,6 +17,12 @@ using index_t = std::int64_t;
 struct Cpu {};
 struct Cuda {};
 
+/// Whether a backend's memory is host memory, which the program may read and write element by element.
+template <class Backend>
+inline constexpr bool is_host_backend_v = false;
+template <>
+inline constexpr bool is_host_backend_v<Cpu> = true;
+
 enum class MemCategory : int;
 class MemoryTracker;
 

@@ -12,12 +12,25 @@
 #include "core/matrix_ref.hpp"
 #include "core/memory_tracker.hpp"
 #include "core/tensor.hpp"
-#include "core/threads.hpp"
+
+#include "core/activation_kind.hpp"
+#include "core/packed_sequences.hpp"
+#include "core/row_table.hpp"
+
+#include "ops/activation.hpp"
+#include "ops/attention.hpp"
+#include "ops/dropout.hpp"
+#include "ops/gate.hpp"
+#include "ops/gather_rows.hpp"
+#include "ops/gemm.hpp"
+#include "ops/layer_norm.hpp"
+#include "ops/linear.hpp"
+#include "ops/parallel.hpp"
 
 #include "backends/cpu/cpu.hpp"
 
+#include "core/initializers.hpp"
 #include "core/random.hpp"
-#include "init/initializers.hpp"
 
 #include "nn/activation.hpp"
 #include "nn/attention.hpp"
@@ -28,12 +41,11 @@
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
 #include "nn/losses.hpp"
-#include "nn/packed_sequences.hpp"
 #include "nn/parameter_arena.hpp"
 #include "nn/task_head.hpp"
 
+#include "io/batch.hpp"
 #include "train/adamw.hpp"
-#include "train/batch.hpp"
 #include "train/checkpoint.hpp"
 #include "train/clip.hpp"
 #include "train/evaluate.hpp"
@@ -43,7 +55,6 @@
 #include "train/schedule.hpp"
 #include "train/sgd.hpp"
 #include "train/shuffle.hpp"
-#include "train/task_model.hpp"
 #include "train/trainer.hpp"
 
 #include "io/bert_config.hpp"
@@ -51,10 +62,16 @@
 #include "io/mapped_file.hpp"
 #include "io/safetensors.hpp"
 
-#include "models/bert_classifier.hpp"
+#include "models/backbone_shape.hpp"
 #include "models/bert_encoder.hpp"
-#include "models/bert_lst.hpp"
-#include "side/ladder.hpp"
-#include "side/layer_mask.hpp"
-#include "side/lst_config.hpp"
-#include "side/side_network.hpp"
+
+#include "init/structural_pruning.hpp"
+
+#include "methods/bert_classifier.hpp"
+#include "methods/lst/bert_lst.hpp"
+#include "methods/lst/ladder.hpp"
+#include "methods/lst/layer_mask.hpp"
+#include "methods/lst/lst_config.hpp"
+#include "methods/lst/side_network.hpp"
+#include "methods/lst/tap_cache.hpp"
+#include "methods/task_model.hpp"

@@ -116,7 +116,7 @@ class TensorView {
   // Element access on host memory, for tests, examples and loaders (kernels use pointers).
   template <class... I>
   T& operator()(I... idx) const {
-    static_assert(std::is_same_v<Backend, Cpu>, "lst: element access needs host memory");
+    static_assert(is_host_backend_v<Backend>, "lst: element access needs host memory");
     static_assert(sizeof...(I) <= max_rank, "lst: too many indices");
     const index_t ids[] = {static_cast<index_t>(idx)...};
     LST_CHECK_SHAPE(int(sizeof...(I)) == m_shape.rank, "element access with ", sizeof...(I),
@@ -130,7 +130,7 @@ class TensorView {
     return m_data[offset];
   }
   std::vector<value_type> to_vector() const {
-    static_assert(std::is_same_v<Backend, Cpu>, "lst: to_vector needs host memory");
+    static_assert(is_host_backend_v<Backend>, "lst: to_vector needs host memory");
     return std::vector<value_type>(m_data, m_data + numel());
   }
 

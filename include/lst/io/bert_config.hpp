@@ -10,8 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/activation_kind.hpp"
 #include "../core/error.hpp"
-#include "../nn/activation.hpp"
+#include "../fwd.hpp"
 
 LST_NAMESPACE_BEGIN
 namespace io {

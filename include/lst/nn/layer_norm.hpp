@@ -7,8 +7,7 @@
 #include <cmath>
 #include <string>
 
-#include "../backends/cpu/row_math.hpp"
-#include "../core/threads.hpp"
+#include "../ops/layer_norm.hpp"
 #include "parameter_arena.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -49,25 +48,9 @@ class LayerNorm {
       ctx.xhat = Tensor<T, Backend>(Shape{rows, c}, MemCategory::activations);
       ctx.rstd = Tensor<T, Backend>(Shape{rows}, MemCategory::activations);
     }
-    const T* g = m_gamma.value().data();
-    const T* b = m_beta.value().data();
-    // Rows are independent: each is one thread's, whatever the thread count (y may alias x).
-    LST_PARALLEL_FOR_IF(rows * c >= parallel_min_elements)
-    for (index_t r = 0; r < rows; ++r) {
-      const T* xr = x.data() + r * c;
-      T* yr = y.data() + r * c;
-      // Two passes (mean, then centred variance): exact enough where E[x^2] - E[x]^2 cancels
-      // catastrophically. Both are SIMD reductions (a scalar sum is one long dependency chain).
-      const T mean = cpu::sum(xr, c) / T(c);
-      const T var = cpu::centred_square_sum(xr, mean, c) / T(c);
-      const T rstd = T(1) / std::sqrt(var + T(m_eps));
-      if (keep) {
-        T* h = ctx.xhat.data() + r * c;
-        for (index_t j = 0; j < c; ++j) h[j] = (xr[j] - mean) * rstd;
-        ctx.rstd.data()[r] = rstd;
-      }
-      for (index_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean) * rstd * g[j] + b[j];
-    }
+    layer_norm_forward<T, Backend>(x, m_gamma.value(), m_beta.value(), T(m_eps), y,
+                                   keep ? ctx.xhat.view() : TensorView<T, Backend>(),
+                                   keep ? ctx.rstd.view() : TensorView<T, Backend>());
     return ctx;
   }
 
@@ -86,29 +69,12 @@ class LayerNorm {
         dg.set_zero();
         db.set_zero();
       }
-      for (index_t r = 0; r < rows; ++r) {
-        const T* h = ctx.xhat.data() + r * c;
-        const T* g = dy.data() + r * c;
-        for (index_t j = 0; j < c; ++j) {
-          dg.data()[j] += g[j] * h[j];
-          db.data()[j] += g[j];
-        }
-      }
+      layer_norm_parameter_gradients<T, Backend>(ctx.xhat, dy, dg, db);
     }
     if (dx.data() == nullptr) return;
     LST_CHECK_SHAPE(dx.numel() == rows * c && dx.shape().cols() == c, "LayerNorm '", m_name,
                     "': input gradient dx has shape ", dx.shape(), ", expected ", rows, " rows of ", c);
-    const T* gamma = m_gamma.value().data();
-    LST_PARALLEL_FOR_IF(rows * c >= parallel_min_elements)
-    for (index_t r = 0; r < rows; ++r) {
-      const T* h = ctx.xhat.data() + r * c;
-      const T* g = dy.data() + r * c;
-      const T mean_g = cpu::dot(g, gamma, c) / T(c);
-      const T mean_gh = cpu::dot3(g, gamma, h, c) / T(c);
-      const T rstd = ctx.rstd.data()[r];
-      T* d = dx.data() + r * c;  // written last: dx may alias dy
-      for (index_t j = 0; j < c; ++j) d[j] = rstd * (g[j] * gamma[j] - mean_g - h[j] * mean_gh);
-    }
+    layer_norm_input_gradient<T, Backend>(ctx.xhat, ctx.rstd, m_gamma.value(), dy, dx);
   }
 
  private:

@@ -7,7 +7,7 @@
 #include <string>
 #include <type_traits>
 
-#include "../backends/cpu/cpu.hpp"
+#include "../ops/linear.hpp"
 #include "parameter_arena.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -57,74 +57,36 @@ class Linear {
                     " for input x of shape ", x.shape());
     LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(x), MatrixRef<const T, Backend>(y)), "Linear '",
               m_name, "': output y overlaps input x (a linear layer cannot run in place)");
-    const bool bias = has_bias();
-    if constexpr (std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>) {
-      if (cpu::narrow_gemm_applies(Trans::no, y.shape().rows(), m_out, m_in)) {  // the bias in the kernel
-        cpu::narrow_gemm(Trans::no, Trans::yes, T(1), x, m_weight.value(), T(0), MatrixRef<T, Backend>(y),
-                         bias ? m_bias.value().data() : nullptr);
-        return;
-      }
-    }
-    if (bias) {  // broadcast b over rows, then the GEMM adds into it (beta = 1)
-      if constexpr (std::is_same_v<Backend, Cpu>) {
-        // Whole packets straight from registers, no call per row (the narrow products above take their bias
-        // in the kernel; this serves the wide layers and narrow ones on few rows).
-        using Rows = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
-        const Eigen::Map<const Row> b(m_bias.value().data(), m_out);
-        const index_t rows = y.shape().rows(), block = 256;
-        LST_PARALLEL_FOR_IF(rows * m_out >= parallel_min_elements)
-        for (index_t r = 0; r < rows; r += block) {
-          Eigen::Map<Rows>(y.data() + r * m_out, std::min(block, rows - r), m_out).rowwise() = b;
-        }
-      } else {
-        y.as_matrix() = expr(m_bias.value());
-      }
-    }
-    gemm<T>(Trans::no, Trans::yes, T(1), x, m_weight.value(), bias ? T(1) : T(0), MatrixRef<T, Backend>(y));
+    linear_forward<T, Backend>(x, m_weight.value(), has_bias() ? m_bias.value() : ConstView<T, Backend>(), y);
   }
 
   /// Whether both of a training step's products over `rows` input rows (forward and weight gradient) read a
   /// row table in place; otherwise each gathers the rows first (a caller that keeps the rows for backward is
   /// better off gathering them once).
   bool reads_rows_in_place(index_t rows) const {
-    return std::is_same_v<Backend, Cpu> && std::is_same_v<T, float> &&
-           cpu::narrow_gemm_applies(Trans::no, rows, m_out, m_in) &&
-           cpu::narrow_gemm_applies(Trans::yes, m_out, m_in, rows);
+    return linear_reads_rows_in_place<T, Backend>(rows, m_out, m_in);
   }
 
   /// y (N, out) = x W^T + b for an input whose N rows lie anywhere (a batch read in place from the tap
   /// cache): the bits of apply() on those rows gathered into one block, without gathering them where the
   /// narrow kernel takes the product.
-  void apply(const cpu::RowTable& x, TensorView<T, Backend> y) const {
-    static_assert(std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>,
-                  "row tables are float, on the CPU");
+  void apply(const RowTable<T>& x, TensorView<T, Backend> y) const {
     LST_CHECK_SHAPE(x.cols == m_in && y.shape().rows() == x.rows && y.shape().cols() == m_out, "Linear '",
                     m_name, "': input rows (", x.rows, ", ", x.cols, ") and output y ", y.shape(),
                     " must be (N, ", m_in, ") and (N, ", m_out, ")");
-    if (cpu::narrow_gemm_applies(Trans::no, x.rows, m_out, m_in)) {
-      cpu::narrow_gemm_rows(x, m_weight.value(), MatrixRef<T, Backend>(y),
-                            has_bias() ? m_bias.value().data() : nullptr);
-      return;
-    }
-    apply(gathered(x), y);
+    linear_forward_rows<T, Backend>(x, m_weight.value(),
+                                    has_bias() ? m_bias.value() : ConstView<T, Backend>(), y);
   }
 
   /// Parameter gradients (following `gm`) from an input whose rows lie anywhere and the output gradient dy:
   /// the bits of backward_from() with those rows gathered, and no input gradient.
-  void weight_gradient(const cpu::RowTable& x, ConstView<T, Backend> dy, GradMode gm) const {
-    static_assert(std::is_same_v<Backend, Cpu> && std::is_same_v<T, float>,
-                  "row tables are float, on the CPU");
+  void weight_gradient(const RowTable<T>& x, ConstView<T, Backend> dy, GradMode gm) const {
     LST_CHECK_SHAPE(x.cols == m_in && dy.shape().rows() == x.rows && dy.shape().cols() == m_out, "Linear '",
                     m_name, "': input rows (", x.rows, ", ", x.cols, ") and output gradient dy ", dy.shape(),
                     " must be (N, ", m_in, ") and (N, ", m_out, ")");
     if (gm == GradMode::ignore) return;
-    if (!cpu::narrow_gemm_applies(Trans::yes, m_out, m_in, x.rows)) {
-      backward_from(gathered(x), dy, {}, gm);
-      return;
-    }
-    cpu::narrow_gemm_rows_weight_gradient(dy, x, gm == GradMode::accumulate ? T(1) : T(0),
-                                          MatrixRef<T, Backend>(weight_gradient_buffer()));
+    linear_weight_gradient_rows<T, Backend>(dy, x, gm == GradMode::accumulate ? T(1) : T(0),
+                                            weight_gradient_buffer());
     bias_gradient(dy, gm);
   }
 
@@ -144,8 +106,8 @@ class Linear {
               "Linear '", m_name, "': input gradient dx overlaps output gradient dy");
     if (gm != GradMode::ignore) {
       const T beta = gm == GradMode::accumulate ? T(1) : T(0);
-      gemm<T>(Trans::yes, Trans::no, T(1), dy, x, beta,
-              MatrixRef<T, Backend>(weight_gradient_buffer()));  // dW (out, in) = dy^T x
+      gemm<T, Backend>(Trans::yes, Trans::no, T(1), dy, x, beta,
+                       MatrixRef<T, Backend>(weight_gradient_buffer()));  // dW (out, in) = dy^T x
       bias_gradient(dy, gm);
     }
     if (dx.data() != nullptr) input_gradient(dy, dx, dx_beta);
@@ -160,7 +122,8 @@ class Linear {
         " must be (N, ", m_in, ") and (N, ", m_out, ")");
     LST_CHECK(!detail::overlaps(MatrixRef<const T, Backend>(dx), MatrixRef<const T, Backend>(dy)), "Linear '",
               m_name, "': input gradient dx overlaps output gradient dy");
-    gemm<T>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta, MatrixRef<T, Backend>(dx));  // dy W
+    gemm<T, Backend>(Trans::no, Trans::no, T(1), dy, m_weight.value(), dx_beta,
+                     MatrixRef<T, Backend>(dx));  // dy W
   }
 
  private:
@@ -174,12 +137,6 @@ class Linear {
       db += col_sum(dy);
     else
       db = col_sum(dy);
-  }
-  /// The rows of x in one block (workspace), for the products the narrow kernel does not take.
-  static Tensor<T, Backend> gathered(const cpu::RowTable& x) {
-    Tensor<T, Backend> g(Shape{x.rows, x.cols}, MemCategory::workspace);
-    cpu::gather_rows(x.row, x.rows, x.cols, g.data());
-    return g;
   }
   void check_input(const ConstView<T, Backend>& x, const char* what) const {
     LST_CHECK_SHAPE(x.rank() >= 1 && x.shape().cols() == m_in, "Linear '", m_name, "': ", what, " has shape ",

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/initializers.hpp"
 #include "../core/random.hpp"
-#include "../init/initializers.hpp"
 #include "dropout.hpp"
 #include "linear.hpp"
 

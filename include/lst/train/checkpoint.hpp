@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../io/safetensors.hpp"
-#include "task_model.hpp"
+#include "../methods/task_model.hpp"
 
 LST_NAMESPACE_BEGIN
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "../io/glue.hpp"
+#include "../methods/task_model.hpp"
 #include "metrics.hpp"
-#include "task_model.hpp"
 
 LST_NAMESPACE_BEGIN
 

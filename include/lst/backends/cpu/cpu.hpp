@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: MIT
 /// @file cpu.hpp
-/// @brief The CPU backend: expression evaluation and GEMM on host memory.
+/// @brief The CPU backend: expression evaluation and every op's definition on host memory.
 #pragma once
 
+#include "activation.hpp"
+#include "attention.hpp"
+#include "dropout.hpp"
 #include "executor.hpp"
+#include "gate.hpp"
+#include "gather_rows.hpp"
 #include "gemm.hpp"
+#include "layer_norm.hpp"
+#include "linear.hpp"
+#include "threads.hpp"

@@ -8,8 +8,8 @@
 #include <limits>
 
 #include "../../core/tensor.hpp"
-#include "../../core/threads.hpp"
 #include "row_math.hpp"
+#include "threads.hpp"
 
 LST_NAMESPACE_BEGIN
 

@@ -11,6 +11,7 @@
 #endif
 
 #include "../../core/matrix_ref.hpp"
+#include "../../ops/gemm.hpp"
 #include "narrow_gemm.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -32,19 +33,20 @@ using EigenMap = Eigen::Map<EigenRowMajor<T>, Eigen::Unaligned, Eigen::OuterStri
 /// OpenBLAS's OpenMP build), cblas_sgemm / cblas_dgemm: OpenBLAS's AVX2 kernels outrun Eigen's on AMD's Zen
 /// (README, "Bench"). Its OpenMP build shares lst's thread pool, and runs on one thread inside lst's parallel
 /// loops.
+namespace cpu {
 template <class T>
 void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const MatrixRef<const T, Cpu>& b,
           T beta, const MatrixRef<T, Cpu>& c) {
   if constexpr (std::is_same_v<T, float>) {
-    if (cpu::narrow_gemm_applies(ta, c.rows, c.cols, ta == Trans::no ? a.cols : a.rows)) {
-      cpu::narrow_gemm(ta, tb, alpha, a, b, beta, c);  // which checks the shapes as below
+    if (narrow_gemm_applies(ta, c.rows, c.cols, ta == Trans::no ? a.cols : a.rows)) {
+      narrow_gemm(ta, tb, alpha, a, b, beta, c);  // which checks the shapes as below
       return;
     }
   }
-  detail::check_gemm_shapes(ta, tb, a, b, c);
-  const detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
-  const detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
-  detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));
+  lst::detail::check_gemm_shapes(ta, tb, a, b, c);
+  const lst::detail::ConstEigenMap<T> ma(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.ld));
+  const lst::detail::ConstEigenMap<T> mb(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.ld));
+  lst::detail::EigenMap<T> mc(c.data, c.rows, c.cols, Eigen::OuterStride<>(c.ld));
   if (c.rows == 0 || c.cols == 0) return;
 #if defined(LST_USE_CBLAS)
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -81,18 +83,18 @@ void gemm(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a, const M
     run(ma.transpose(), mb.transpose());
 }
 
-/// `batch` independent GEMMs whose matrices sit at fixed element strides from one another (attention heads).
-template <class T>
-void gemm_batched(Trans ta, Trans tb, T alpha, MatrixRef<const T, Cpu> a, index_t stride_a,
-                  MatrixRef<const T, Cpu> b, index_t stride_b, T beta, MatrixRef<T, Cpu> c, index_t stride_c,
-                  index_t batch) {
-  for (index_t i = 0; i < batch; ++i) {
-    gemm(ta, tb, alpha, a, b, beta, c);
-    a.data += stride_a;
-    b.data += stride_b;
-    c.data += stride_c;
+}  // namespace cpu
+
+namespace ops {
+template <>
+struct GemmKernel<Cpu> {
+  template <class T>
+  static void run(Trans ta, Trans tb, T alpha, const MatrixRef<const T, Cpu>& a,
+                  const MatrixRef<const T, Cpu>& b, T beta, const MatrixRef<T, Cpu>& c) {
+    cpu::gemm(ta, tb, alpha, a, b, beta, c);
   }
-}
+};
+}  // namespace ops
 
 LST_NAMESPACE_END
 
@@ -101,9 +103,11 @@ LST_NAMESPACE_END
 // <lst/backends/cpu/gemm_instances.hpp> to instantiate it. Eigen's GEMM is most of a TU's build time.
 #if defined(LST_EXTERN_TEMPLATES) && !defined(LST_INSTANTIATING_TEMPLATES)
 LST_NAMESPACE_BEGIN
+namespace cpu {
 extern template void gemm<float>(Trans, Trans, float, const MatrixRef<const float, Cpu>&,
                                  const MatrixRef<const float, Cpu>&, float, const MatrixRef<float, Cpu>&);
 extern template void gemm<double>(Trans, Trans, double, const MatrixRef<const double, Cpu>&,
                                   const MatrixRef<const double, Cpu>&, double, const MatrixRef<double, Cpu>&);
+}  // namespace cpu
 LST_NAMESPACE_END
 #endif

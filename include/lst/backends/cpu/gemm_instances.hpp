@@ -8,8 +8,10 @@
 #include "gemm.hpp"
 
 LST_NAMESPACE_BEGIN
+namespace cpu {
 template void gemm<float>(Trans, Trans, float, const MatrixRef<const float, Cpu>&,
                           const MatrixRef<const float, Cpu>&, float, const MatrixRef<float, Cpu>&);
 template void gemm<double>(Trans, Trans, double, const MatrixRef<const double, Cpu>&,
                            const MatrixRef<const double, Cpu>&, double, const MatrixRef<double, Cpu>&);
+}  // namespace cpu
 LST_NAMESPACE_END

@@ -25,8 +25,9 @@
 
 #include "../../core/allocator.hpp"
 #include "../../core/matrix_ref.hpp"
-#include "../../core/threads.hpp"
+#include "../../core/row_table.hpp"
 #include "row_math.hpp"
+#include "threads.hpp"
 
 LST_NAMESPACE_BEGIN
 namespace cpu {
@@ -50,13 +51,10 @@ inline bool narrow_gemm_applies(Trans ta, index_t M, index_t N, index_t K) {
   return K >= 256 && (vector_registers >= 32 || std::max(M, N) <= 384);
 }
 
-/// A (rows, cols) float matrix whose rows lie anywhere: row i starts at row[i]. The ladders read a batch
-/// of cached backbone states this way, in place in the tap cache, instead of gathering the examples' rows
-/// into one block first.
-struct RowTable {
-  const float* const* row = nullptr;
-  index_t rows = 0, cols = 0;
-};
+/// A (rows, cols) float matrix whose rows lie anywhere (core/row_table.hpp): the ladders read a batch of
+/// cached backbone states this way, in place in the tap cache, instead of gathering the examples' rows into
+/// one block first.
+using RowTable = lst::RowTable<float>;
 
 /// out (rows, cols) = the rows row[0], row[1], ... (cols values each), one after the other.
 template <class T>

@@ -14,7 +14,7 @@
 
 #include <Eigen/Core>
 
-#include "../config.hpp"
+#include "../../config.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>

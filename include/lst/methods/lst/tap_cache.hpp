@@ -25,9 +25,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../core/dtype.hpp"
-#include "../core/hash.hpp"
-#include "../core/tensor.hpp"
+#include "../../core/dtype.hpp"
+#include "../../core/hash.hpp"
+#include "../../core/tensor.hpp"
 #include "lst_config.hpp"
 
 LST_NAMESPACE_BEGIN

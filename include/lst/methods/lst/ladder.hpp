@@ -13,10 +13,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "../core/dtype.hpp"
-#include "../core/random.hpp"
-#include "../init/initializers.hpp"
-#include "../nn/linear.hpp"
+#include "../../core/dtype.hpp"
+#include "../../core/initializers.hpp"
+#include "../../core/random.hpp"
+#include "../../nn/linear.hpp"
 #include "lst_config.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -78,7 +78,7 @@ class Ladder {
   /// addresses for backward: a dense ladder saving f32 (the others keep a converted or projected copy) whose
   /// products read the table in place (else a packed copy, made once, serves both).
   bool reads_in_place(TapDtype dtype, index_t rows) const {
-    return float_on_cpu && !m_down && dtype == TapDtype::f32 && m_dense->reads_rows_in_place(rows);
+    return !m_down && dtype == TapDtype::f32 && m_dense->reads_rows_in_place(rows);
   }
 
   /// As above, with the N input rows where they lie (row i at rows[i], d values each), in place: for
@@ -87,7 +87,7 @@ class Ladder {
   Context forward(std::vector<const T*>&& rows, TensorView<T, Backend> y, Mode mode) const {
     LST_CHECK(!m_down, "ladder '", m_name, "': a low-rank ladder does not read rows in place");
     Context ctx;
-    m_dense->apply(cpu::RowTable{rows.data(), index_t(rows.size()), in_features()}, y);
+    m_dense->apply(RowTable<T>{rows.data(), index_t(rows.size()), in_features()}, y);
     if (mode == Mode::training) {
       ctx.input_rows = std::move(rows);
       ctx.rows_in_place = true;
@@ -99,12 +99,10 @@ class Ladder {
   /// overrides the saved state (the embedding ladder re-applies its dropout mask to it).
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm,
                 ConstView<T, Backend> input = {}) const {
-    if constexpr (float_on_cpu) {
-      if (input.empty() && ctx.rows_in_place) {
-        m_dense->weight_gradient(
-            cpu::RowTable{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()}, dy, gm);
-        return;
-      }
+    if (input.empty() && ctx.rows_in_place) {
+      m_dense->weight_gradient(
+          RowTable<T>{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()}, dy, gm);
+      return;
     }
     Tensor<T, Backend> restored;
     if (input.empty()) {
@@ -128,7 +126,8 @@ class Ladder {
   Tensor<T, Backend> restore(const Context& ctx) const {
     if (ctx.rows_in_place) {
       Tensor<T, Backend> x(Shape{index_t(ctx.input_rows.size()), in_features()});
-      cpu::gather_rows(ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features(), x.data());
+      gather_rows<T, Backend>(
+          RowTable<T>{ctx.input_rows.data(), index_t(ctx.input_rows.size()), in_features()}, x);
       return x;
     }
     if (ctx.dtype == TapDtype::f32) return ctx.input.clone();
@@ -138,9 +137,6 @@ class Ladder {
   }
 
  private:
-  /// Row tables (rows read in place) are float, on the CPU.
-  static constexpr bool float_on_cpu = std::is_same_v<T, float> && std::is_same_v<Backend, Cpu>;
-
   /// y = ladder(x), and the low-rank middle in training mode; the caller saves x.
   Context project(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode, TapDtype dtype) const {
     Context ctx;

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "../core/error.hpp"
 #include "../fwd.hpp"
+#include "error.hpp"
 
 LST_NAMESPACE_BEGIN
 

@@ -12,8 +12,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "../core/dtype.hpp"
-#include "../core/error.hpp"
+#include "../../core/dtype.hpp"
+#include "../../core/error.hpp"
+#include "../../ops/half.hpp"
 #include "layer_mask.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -88,7 +89,7 @@ inline const char* to_string(TapDtype t) {
   return t == TapDtype::f32 ? "f32" : t == TapDtype::f16 ? "f16" : "bf16";
 }
 
-/// n values of T into half-width storage `dtype` (f16 or bf16): the bulk conversions of core/dtype.hpp for
+/// n values of T into half-width storage `dtype` (f16 or bf16): the bulk conversions of ops/half.hpp for
 /// float, element by element through float for other types (double in gradient checks).
 template <class T>
 void to_half_storage(TapDtype dtype, const T* in, std::uint16_t* out, std::size_t n) {

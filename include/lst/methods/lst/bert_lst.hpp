@@ -9,13 +9,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "../init/structural_pruning.hpp"
-#include "../nn/task_head.hpp"
-#include "../side/side_network.hpp"
-#include "../side/tap_cache.hpp"
-#include "../train/task_model.hpp"
-#include "bert_classifier.hpp"
-#include "bert_encoder.hpp"
+#include "../../init/structural_pruning.hpp"
+#include "../../models/bert_encoder.hpp"
+#include "../../nn/task_head.hpp"
+#include "../bert_classifier.hpp"
+#include "../task_model.hpp"
+#include "side_network.hpp"
+#include "tap_cache.hpp"
 
 LST_NAMESPACE_BEGIN
 

@@ -14,7 +14,7 @@
 /// output gate) mixed with the backbone's own final state.
 ///
 /// The side network computes real tokens only: its states are the batch's sequences packed with no padding
-/// (nn/packed_sequences.hpp), so a batch that is not grouped by length costs it no padded rows. The ladders
+/// (core/packed_sequences.hpp), so a batch that is not grouped by length costs it no padded rows. The ladders
 /// pack what they read; every padded row they skip reached nothing the head reads.
 #pragma once
 
@@ -26,10 +26,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "../io/bert_config.hpp"
-#include "../nn/dropout.hpp"
-#include "../nn/encoder_layer.hpp"
-#include "../nn/layer_norm.hpp"
+#include "../../models/backbone_shape.hpp"
+#include "../../nn/dropout.hpp"
+#include "../../nn/encoder_layer.hpp"
+#include "../../nn/layer_norm.hpp"
+#include "../../ops/gate.hpp"
+#include "../../ops/gather_rows.hpp"
 #include "ladder.hpp"
 #include "layer_mask.hpp"
 #include "lst_config.hpp"
@@ -74,29 +76,25 @@ class SideNetwork {
   /// A side network for `backbone` (its width, FFN width, heads, layer count, activation and LayerNorm eps).
   /// Parameters live in their own trainable group "side", randomly initialised from `seed` (init/ offers
   /// structural pruning of the backbone instead).
-  SideNetwork(const io::BertConfig& backbone, SideOptions options, std::uint64_t seed)
+  SideNetwork(const BackboneShape& backbone, SideOptions options, std::uint64_t seed)
       : m_options(std::move(options)),
         m_backbone(backbone),
-        m_kept(kept_layers<typename Config::layer_mask>(backbone.num_hidden_layers, m_options.layers)),
+        m_kept(kept_layers<typename Config::layer_mask>(backbone.layers, m_options.layers)),
         m_params("side"),
         m_embedding_dropout(m_options.dropout, mix64(seed ^ 0x5349444530ull), "side.embedding_dropout"),
         m_final_dropout(m_options.dropout, mix64(seed ^ 0x5349444531ull), "side.final_dropout") {
-    const index_t d = backbone.hidden_size, r = reduction;
-    LST_CHECK(d % r == 0 && backbone.intermediate_size % r == 0, "LST: r = ", r, " divides neither width ", d,
-              " nor FFN width ", backbone.intermediate_size, " of the backbone");
+    const index_t d = backbone.width, r = reduction;
+    LST_CHECK(d % r == 0 && backbone.ffn_width % r == 0, "LST: r = ", r, " divides neither width ", d,
+              " nor FFN width ", backbone.ffn_width, " of the backbone");
     m_width = d / r;
-    const index_t heads = m_options.heads > 0 ? m_options.heads : backbone.num_attention_heads;
+    const index_t heads = m_options.heads > 0 ? m_options.heads : backbone.heads;
     LST_CHECK(m_width % heads == 0, "LST: side width ", m_width, " (d / r = ", d, " / ", r,
               ") is not divisible by ", heads, " side heads");
     m_embedding_ladder = std::make_unique<Ladder<T, Backend>>(m_params, "ladders.embeddings", d, m_width,
                                                               m_options.ladder_rank);
-    const EncoderLayerConfig block{m_width,
-                                   heads,
-                                   backbone.intermediate_size / r,
-                                   backbone.activation(),
-                                   backbone.layer_norm_eps,
-                                   m_options.dropout};
-    m_slot_of_layer.assign(std::size_t(backbone.num_hidden_layers), -1);
+    const EncoderLayerConfig block{
+        m_width, heads, backbone.ffn_width / r, backbone.activation, backbone.norm_eps, m_options.dropout};
+    m_slot_of_layer.assign(std::size_t(backbone.layers), -1);
     for (std::size_t i = 0; i < m_kept.size(); ++i) {
       const std::string l = std::to_string(m_kept[i]);
       m_slot_of_layer[std::size_t(m_kept[i])] = index_t(i);
@@ -109,7 +107,7 @@ class SideNetwork {
       m_blocks.back().set_recompute_attention(m_options.recompute_attention);
     }
     m_final_norm =
-        std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.layer_norm_eps);
+        std::make_unique<LayerNorm<T, Backend>>(m_params, "final_norm", m_width, backbone.norm_eps);
     m_up = std::make_unique<Linear<T, Backend>>(m_params, "up", m_width, d);
     if (m_options.output_gate != OutputGate::off) {
       LST_CHECK(m_options.output_gate_init > 0 && m_options.output_gate_init < 1,
@@ -126,7 +124,7 @@ class SideNetwork {
   const ParameterArena<T, Backend>& parameters() const { return m_params; }
   const SideOptions& options() const { return m_options; }
   index_t width() const { return m_width; }
-  index_t output_width() const { return m_backbone.hidden_size; }
+  index_t output_width() const { return m_backbone.width; }
   const std::vector<index_t>& kept() const { return m_kept; }
   const std::vector<EncoderLayer<T, Backend>>& blocks() const { return m_blocks; }
   /// The backbone states whose values the network reads: 0 (the embeddings) and, unless the gate is none,
@@ -135,7 +133,7 @@ class SideNetwork {
     std::vector<index_t> taps = {0};
     if (m_options.gate != GateMode::none)
       for (index_t l : m_kept) taps.push_back(l + 1);
-    const index_t last = m_backbone.num_hidden_layers;
+    const index_t last = m_backbone.layers;
     if (m_options.output_gate != OutputGate::off && taps.back() != last) taps.push_back(last);
     return taps;
   }
@@ -239,9 +237,8 @@ class SideNetwork {
     LST_CHECK(ctx.events == index_t(m_kept.size()) + 1, "side network: finish() after ", ctx.events,
               " of the ", m_kept.size() + 1, " backbone states it reads (embeddings and kept layers)");
     const index_t B = ctx.batch;
-    LST_CHECK_SHAPE(features.shape() == (Shape{B, m_backbone.hidden_size}),
-                    "side network: features have shape ", features.shape(), ", expected (", B, ", ",
-                    m_backbone.hidden_size, ")");
+    LST_CHECK_SHAPE(features.shape() == (Shape{B, m_backbone.width}), "side network: features have shape ",
+                    features.shape(), ", expected (", B, ", ", m_backbone.width, ")");
     Tensor<T, Backend> cls(Shape{B, m_width});
     if (!m_options.mean_pooling) {  // each sequence's first row (the state is those rows alone after a
                                     // [CLS]-only last block)
@@ -263,8 +260,8 @@ class SideNetwork {
       ctx.up = m_up->forward(cls, features, ctx.mode);
     } else {
       LST_CHECK(!ctx.backbone_out.empty(), "side network: finish() before the backbone's final state (",
-                m_backbone.num_hidden_layers, ") arrived, which the output gate reads");
-      Tensor<T, Backend> u(Shape{B, m_backbone.hidden_size},
+                m_backbone.layers, ") arrived, which the output gate reads");
+      Tensor<T, Backend> u(Shape{B, m_backbone.width},
                            ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
       ctx.up = m_up->forward(cls, u, ctx.mode);
       const T beta = T(output_gate());
@@ -295,7 +292,7 @@ class SideNetwork {
       const auto grad = m_output_gate.grad();
       const T g = T(acc * beta * (1 - beta) / temperature);
       grad.data()[0] = gm == GradMode::accumulate ? grad.data()[0] + g : g;
-      Tensor<T, Backend> du(Shape{B, m_backbone.hidden_size});
+      Tensor<T, Backend> du(Shape{B, m_backbone.width});
       du = T(1 - beta) * d_features;
       m_up->backward(ctx.up, du, dcls, gm);
     }
@@ -333,7 +330,7 @@ class SideNetwork {
   /// row r of the state at row(r).
   template <class RowOf>
   void pool_backbone_output(Context& ctx, const RowOf& row) const {
-    const index_t B = ctx.batch, d = m_backbone.hidden_size;
+    const index_t B = ctx.batch, d = m_backbone.width;
     ctx.backbone_out = Tensor<T, Backend>(  // every row is written below
         Shape{B, d}, ctx.mode == Mode::training ? MemCategory::activations : MemCategory::workspace);
     for (index_t b = 0; b < B; ++b) {
@@ -366,7 +363,7 @@ class SideNetwork {
   /// of `owned` when the caller gave it away), else its rows gathered from the padded (B, T, d) batch.
   Tensor<T, Backend> packed_state(const Context& ctx, index_t index, ConstView<T, Backend> hidden,
                                   Tensor<T, Backend>* owned, MemCategory category) const {
-    const index_t d = m_backbone.hidden_size, B = ctx.batch, Tn = ctx.length;
+    const index_t d = m_backbone.width, B = ctx.batch, Tn = ctx.length;
     if (hidden.shape() == (Shape{ctx.rows.rows(), d}))
       return owned ? std::move(*owned) : clone_as(hidden, category);
     LST_CHECK_SHAPE(hidden.shape() == (Shape{B, Tn, d}), "side network: backbone state ", index,
@@ -390,35 +387,24 @@ class SideNetwork {
   /// gate's backward reads it).
   void mix_gate(std::size_t slot, Tensor<T, Backend>& s, const Tensor<T, Backend>& z, bool training,
                 Tensor<T, Backend>& kept) const {
-    const std::vector<T> mu = gate_factors(slot);
-    const index_t C = m_width, rows = s.numel() / C;
-    T* sp = s.data();
-    const T* zp = z.data();
     if (training) kept = Tensor<T, Backend>(s.shape(), MemCategory::activations);
-    T* kp = training ? kept.data() : nullptr;
-    LST_PARALLEL_FOR_IF(rows * C >= parallel_min_elements)
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t c = 0; c < C; ++c) {
-        const index_t at = r * C + c;
-        if (kp) kp[at] = sp[at];
-        sp[at] = mu[std::size_t(c)] * sp[at] + (T(1) - mu[std::size_t(c)]) * zp[at];
-      }
+    lst::gate_mix<T, Backend>(gate_factors(slot), s, z, training ? kept.view() : TensorView<T, Backend>());
   }
 
   /// on_tap(); `owned` is the tensor `hidden` views when the caller gave it away (else null); `rows`, when
   /// not null, gives the packed state's rows where they lie instead of `hidden`.
   void take_tap(Context& ctx, index_t index, ConstView<T, Backend> hidden, Tensor<T, Backend>* owned,
                 std::vector<const T*>* rows) const {
-    LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.num_hidden_layers,
-              "side network: backbone state ", index, " arrived after state ", ctx.taps_seen - 1);
+    LST_CHECK(index >= ctx.taps_seen && index <= m_backbone.layers, "side network: backbone state ", index,
+              " arrived after state ", ctx.taps_seen - 1);
     ctx.taps_seen = index + 1;
     const bool dropped_layer = index > 0 && m_slot_of_layer[std::size_t(index - 1)] < 0;
-    const bool output_gate_reads = m_output_gate.valid() && index == m_backbone.num_hidden_layers;
+    const bool output_gate_reads = m_output_gate.valid() && index == m_backbone.layers;
     if (dropped_layer && !output_gate_reads) return;  // a dropped layer: no ladder, gate or block
     const bool training = ctx.mode == Mode::training;
     const std::size_t slot =
         dropped_layer || index == 0 ? 0 : std::size_t(m_slot_of_layer[std::size_t(index - 1)]);
-    const index_t d = m_backbone.hidden_size;
+    const index_t d = m_backbone.width;
     // Rows in place go straight to a ladder that reads them so (and the embeddings' dropout reads them into
     // its packed output); any other ladder reads a packed copy. The output gate pools rows where they lie.
     const bool in_place = rows && index > 0 && !dropped_layer && m_options.gate != GateMode::none &&
@@ -446,7 +432,7 @@ class SideNetwork {
     if (!in_place && ((m_options.gate != GateMode::none && !dropped_layer) || (output_gate_reads && !rows))) {
       if (rows) {  // gathered once, for a ladder that keeps a packed copy anyway
         packed = Tensor<T, Backend>(Shape{ctx.rows.rows(), d}, category);
-        cpu::gather_rows(rows->data(), ctx.rows.rows(), d, packed.data());
+        gather_rows<T, Backend>(RowTable<T>{rows->data(), ctx.rows.rows(), d}, packed);
       } else {
         packed = packed_state(ctx, index, hidden, owned, category);
       }
@@ -461,9 +447,7 @@ class SideNetwork {
     ++ctx.events;
     fuse_and_run(ctx, slot, [&](TensorView<T, Backend> z) {
       const Ladder<T, Backend>& ladder = *m_ladders[slot];
-      if constexpr (std::is_same_v<T, float> && std::is_same_v<Backend, Cpu>) {  // reads_in_place() else
-        if (in_place) return ladder.forward(std::move(*rows), z, ctx.mode);
-      }
+      if (in_place) return ladder.forward(std::move(*rows), z, ctx.mode);
       return ladder.forward(std::move(packed), z, ctx.mode, m_options.tap_dtype);
     });
   }
@@ -534,31 +518,9 @@ class SideNetwork {
   void gate_backward(std::size_t i, Tensor<T, Backend>& ds, const Tensor<T, Backend>& a,
                      const Tensor<T, Backend>& b, Tensor<T, Backend>& dz, GradMode gm) const {
     const auto alpha = m_gates[i].value(), grad = m_gates[i].grad();
-    const index_t C = m_width, rows = ds.numel() / C, n = alpha.numel();
-    const std::vector<T> mu = gate_factors(i);
+    const index_t C = m_width, n = alpha.numel();
     dz = Tensor<T, Backend>(ds.shape());
-    T* g = ds.data();
-    T* gz = dz.data();
-    const T *ap = a.data(), *bp = b.data();
-    // dL/dmu_c summed in double over fixed row blocks, then the blocks in order: the same bits on any number
-    // of threads.
-    constexpr index_t block_rows = 64;
-    const index_t blocks = (rows + block_rows - 1) / block_rows;
-    std::vector<double> partial(std::size_t(blocks * C), 0.0);
-    LST_PARALLEL_FOR_IF(rows * C >= parallel_min_elements)
-    for (index_t blk = 0; blk < blocks; ++blk) {
-      double* acc = partial.data() + blk * C;
-      for (index_t r = blk * block_rows; r < std::min(rows, (blk + 1) * block_rows); ++r)
-        for (index_t c = 0; c < C; ++c) {
-          const index_t at = r * C + c;
-          acc[c] += double(g[at]) * double(ap[at] - bp[at]);
-          gz[at] = (T(1) - mu[std::size_t(c)]) * g[at];
-          g[at] = mu[std::size_t(c)] * g[at];
-        }
-    }
-    std::vector<double> acc(std::size_t(C), 0.0);
-    for (index_t blk = 0; blk < blocks; ++blk)
-      for (index_t c = 0; c < C; ++c) acc[std::size_t(c)] += partial[std::size_t(blk * C + c)];
+    std::vector<double> acc = lst::gate_backward<T, Backend>(gate_factors(i), ds, a, b, dz);
     if (n == 1) {
       for (index_t c = 1; c < C; ++c) acc[0] += acc[std::size_t(c)];
     }
@@ -570,7 +532,7 @@ class SideNetwork {
   }
 
   SideOptions m_options;
-  io::BertConfig m_backbone;
+  BackboneShape m_backbone;
   std::vector<index_t> m_kept;
   ParameterArena<T, Backend> m_params;
   index_t m_width = 0;

@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../io/batch.hpp"
 #include "../nn/losses.hpp"
 #include "../nn/parameter_arena.hpp"
-#include "batch.hpp"
 
 LST_NAMESPACE_BEGIN
 

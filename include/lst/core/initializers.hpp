@@ -3,8 +3,8 @@
 /// @brief Parameter initialisers: normal, uniform, constant.
 #pragma once
 
-#include "../core/random.hpp"
-#include "../core/tensor.hpp"
+#include "random.hpp"
+#include "tensor.hpp"
 
 LST_NAMESPACE_BEGIN
 namespace init {

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "../core/hash.hpp"
+#include "../models/bert_encoder.hpp"
 #include "../nn/task_head.hpp"
-#include "../train/task_model.hpp"
-#include "bert_encoder.hpp"
+#include "task_model.hpp"
 
 LST_NAMESPACE_BEGIN
 

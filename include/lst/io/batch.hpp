@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
-#include "../io/glue.hpp"
+#include "glue.hpp"
 
 LST_NAMESPACE_BEGIN
 

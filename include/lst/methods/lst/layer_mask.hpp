@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/error.hpp"
+#include "../../core/error.hpp"
 
 LST_NAMESPACE_BEGIN
 
