@@ -42,7 +42,7 @@ double rss_mib(const char* field) {  // "VmRSS:" (now) or "VmHWM:" (peak), from 
 int main(int argc, char** argv) {
   lst_bench::BenchShape shape;
   int r = 8;
-  std::string method = "full", tap_dtype = "f32", cache = "off";
+  std::string method = "full", tap_dtype = "f32", cache = "off", attention_dropout = "on";
   index_t side_heads = 0;
   CLI::App app{
       "One training update of all-MiniLM-L6-v2 in lst: full fine-tuning or LST (bench/finetune_step.sh)"};
@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   app.add_option("--cache-taps", cache, "ram: time steps fed from the tap cache")
       ->check(CLI::IsMember({"off", "ram"}));
+  app.add_option("--attention-dropout", attention_dropout,
+                 "dropout on the attention probabilities (the backbone's and the side blocks')")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   shape.apply();
   const std::string& dir = shape.model;
@@ -66,11 +70,12 @@ int main(int argc, char** argv) {
     SideOptions side;
     side.heads = side_heads;
     side.tap_dtype = tap_dtype_from_name(tap_dtype);
+    side.attention_dropout = attention_dropout == "on";
     std::unique_ptr<TaskModel> owned;
     {  // the mapped checkpoint is released once loaded: its pages would otherwise stay in the RSS
       const io::SafetensorsFile weights(dir + "/model.safetensors");
       if (method == "full")
-        owned = std::make_unique<BertFullFineTuning>(cfg, weights, 2, 42);
+        owned = std::make_unique<BertFullFineTuning>(cfg, weights, 2, 42, attention_dropout == "on");
       else if (method == "lst" && r == 8)
         owned = std::make_unique<BertLadderSideTuning<LstConfig<8>>>(cfg, weights, 2, side, 42);
       else if (method == "lst" && r == 4)

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,7 @@ struct Options {
   std::size_t fisher_examples = 1024;
   std::string cache_taps = "off", tap_cache_file;
   SideOptions side;
+  bool attention_dropout = true;
 };
 
 /// The method's model, then LST's side initialisation and tap cache.
@@ -54,6 +56,7 @@ std::unique_ptr<TaskModel> build_model(const Options& o, const io::BertConfig& c
   m.side = o.side;
   m.side.mean_pooling = o.side_pooling == "mean";
   m.seed = o.train.seed;
+  m.attention_dropout = o.attention_dropout;
   std::unique_ptr<TaskModel> model = lst_programs::make_model(m, cfg, weights, outputs);
   auto* lst = dynamic_cast<LstTaskModel*>(model.get());
   if (!lst) return model;
@@ -110,7 +113,7 @@ int run(const Options& o) {
   const std::unique_ptr<TaskModel> model = build_model(o, cfg, *weights, outputs, train);
   weights.reset();  // loaded: unmapping the file keeps its pages out of the process's resident set
   index_t trainable = 0;
-  for (auto* g : model->trainable()) trainable += g->parameter_count();
+  for (auto* g : model->trainable()) trainable += g->trainable_parameter_count();
   std::fprintf(stderr, "lst-finetune: method %s, %lld trainable of %lld parameters (%.2f%%)\n",
                model->method().c_str(), (long long)trainable, (long long)model->total_parameters(),
                100.0 * double(trainable) / double(model->total_parameters()));
@@ -151,6 +154,7 @@ int run(const Options& o) {
                             {"wall_seconds", wall},
                             {"threads", threads()},
                             {"side_training_shards", o.method == "lst" ? o.side.training_shards : 0},
+                            {"attention_dropout", o.attention_dropout},
                             {"train_seconds", r.train_seconds},
                             {"tokens_per_s", r.tokens_per_second()},
                             {"trainable_parameters", trainable},
@@ -274,6 +278,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cls", "mean"}))
       ->capture_default_str()
       ->group(lst);
+  app.add_option(
+         "--attention-dropout", o.attention_dropout,
+         "dropout on the attention probabilities (on: the checkpoint's attention_probs_dropout_prob in "
+         "the backbone, the side dropout in the side blocks; off: none)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+      ->default_str("on");
   app.add_flag(
       "--no-resume", [&](std::int64_t) { o.train.resume = false; },
       "start afresh even if OUT/last.safetensors exists");

@@ -27,6 +27,10 @@ struct MethodOptions {
   std::string keep_layers = "all", gate = "before", tap_dtype = "f32", output_gate = "off";
   SideOptions side;
   std::uint64_t seed = 42;
+  /// Dropout on the attention probabilities in training: the checkpoint's attention_probs_dropout_prob in the
+  /// backbone (full fine-tuning), the side dropout in the side blocks (LST), as Hugging Face and the
+  /// reference LST apply them.
+  bool attention_dropout = true;
 };
 
 /// The layer list of --keep-layers "1,3,5".
@@ -58,6 +62,7 @@ std::unique_ptr<TaskModel> make_lst_with_r(const MethodOptions& o, const io::Ber
   side.gate = gate_mode_from_name(o.gate);
   side.tap_dtype = tap_dtype_from_name(o.tap_dtype);
   side.output_gate = output_gate_from_name(o.output_gate);
+  side.attention_dropout = o.attention_dropout;
   if (o.keep_layers == "all") return make(LstConfig<R, KeepAllLayers>{}, side);
   if (o.keep_layers == "odd") return make(LstConfig<R, KeepOddLayers>{}, side);
   if (o.keep_layers == "drop-0-4-8") return make(LstConfig<R, DropEveryFourthLayer>{}, side);
@@ -70,7 +75,8 @@ std::unique_ptr<TaskModel> make_lst_with_r(const MethodOptions& o, const io::Ber
 /// any layer pattern (one dispatch over that closed set; anything else is an error naming the choices).
 inline std::unique_ptr<TaskModel> make_model(const MethodOptions& o, const io::BertConfig& cfg,
                                              const io::SafetensorsFile& weights, index_t outputs) {
-  if (o.method == "full") return std::make_unique<BertFullFineTuning>(cfg, weights, outputs, o.seed);
+  if (o.method == "full")
+    return std::make_unique<BertFullFineTuning>(cfg, weights, outputs, o.seed, o.attention_dropout);
   if (o.method == "lst") {
     switch (o.reduction) {
       case 2:

@@ -4,6 +4,7 @@
 # 20 updates), gradient norm and dev metric, and the final checkpoint (weights and optimizer state, byte for
 # byte) must be equal (a refactor that changes no result).
 #   scripts/compare_losses.sh OLD_BUILD_DIR NEW_BUILD_DIR [extra lst-finetune flags...]
+# LST_NEW_FLAGS: flags for the new build alone (e.g. "--attention-dropout off", which the old build lacks).
 # Runs full fine-tuning (40 updates) and LST (r = 2, the recommended configuration, two epochs of 512 MRPC
 # examples with the RAM tap cache: the second epoch reads the cache) with each build, on 2 threads.
 set -euo pipefail
@@ -22,8 +23,12 @@ status=0
 for name in full lst; do
   declare -n flags="$name"
   for build in old new; do
-    dir="$OLD"; [ "$build" = new ] && dir="$NEW"
-    "$dir/examples/lst-finetune" "${common[@]}" "${flags[@]}" "$@" --out "$WORK/$name-$build" >/dev/null 2>&1
+    dir="$OLD"; only=()
+    if [ "$build" = new ]; then dir="$NEW"; read -r -a only <<< "${LST_NEW_FLAGS:-}"; fi
+    if ! "$dir/examples/lst-finetune" "${common[@]}" "${flags[@]}" "$@" "${only[@]}" --out "$WORK/$name-$build" \
+        > "$WORK/$name-$build.log" 2>&1; then
+      echo "$name: the $build build failed:"; tail -5 "$WORK/$name-$build.log"; exit 1
+    fi
     # The losses and dev metrics, without timings.
     python3 - "$WORK/$name-$build" > "$WORK/$name-$build.txt" <<'PY'
 import json, sys, pathlib

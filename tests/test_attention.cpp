@@ -114,7 +114,8 @@ TEST_CASE("Attention rejects bad shapes naming the layer and both shapes") {
 TEST_CASE("Attention keeps nothing in inference mode; in training exactly x, q, k, v, probabilities, heads") {
   ParameterArena<float> arena;
   MultiHeadSelfAttention<float> attn(arena, "attn", 16, 4);
-  arena.allocate(false);
+  arena.allocate(true);  // trainable projections: x is kept for their weight gradients (test_trainability:
+                         // frozen ones keep no x)
   Tensor<float> x = Tensor<float>::zeros(Shape{2, 8, 16}), y(x.shape());
   auto& t = memory_tracker();
   const std::size_t base = t.current(MemCategory::activations);

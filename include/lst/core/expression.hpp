@@ -9,6 +9,8 @@
 ///
 /// Node interface (what an executor calls, after `bind(out_shape)`):
 ///   value_type            element type (float or double)
+///   backend               the backend tag whose memory the leaves read (Cpu, Cuda, ...), or void for an
+///                         expression of scalars only; leaves of two backends in one tree do not compile
 ///   shape()               the shape the expression has on its own (broadcast of its operands)
 ///   bind(out)             fix the broadcast strides for writing into a tensor of shape `out`
 ///   linear()              true when every operand has the shape of `out` (one flat loop suffices)
@@ -59,11 +61,27 @@ struct ExprBase {
   const Derived& derived() const { return static_cast<const Derived&>(*this); }
 };
 
-/// A tensor read as an operand: a pointer, its shape, and broadcast strides set by bind().
-template <class T>
-class LeafExpr : public ExprBase<LeafExpr<T>> {
+namespace detail {
+/// The backend of a node with operands of backends A and B: void (a scalar's: none) takes the other one's;
+/// two different backends are an error, since no executor reads two memories in one pass.
+template <class A, class B>
+struct common_backend {
+  static_assert(std::is_void_v<A> || std::is_void_v<B> || std::is_same_v<A, B>,
+                "lst: operands of an expression live on different backends (e.g. Cpu and Cuda); copy one "
+                "operand to the other's backend first");
+  using type = std::conditional_t<std::is_void_v<A>, B, A>;
+};
+template <class A, class B>
+using common_backend_t = typename common_backend<A, B>::type;
+}  // namespace detail
+
+/// A tensor of backend `Backend` read as an operand: a pointer, its shape, and broadcast strides set by
+/// bind().
+template <class T, class Backend>
+class LeafExpr : public ExprBase<LeafExpr<T, Backend>> {
  public:
   using value_type = std::remove_const_t<T>;
+  using backend = Backend;
   LeafExpr(const value_type* data, const Shape& shape) : m_data(data), m_shape(shape) {}
 
   const Shape& shape() const { return m_shape; }
@@ -123,6 +141,7 @@ template <class T>
 class ScalarExpr : public ExprBase<ScalarExpr<T>> {
  public:
   using value_type = T;
+  using backend = void;  // a number lives on no backend: it combines with any
   explicit ScalarExpr(T v) : m_value(v) {}
   Shape shape() const { return Shape{}; }
   void bind(const Shape&) {}
@@ -143,6 +162,7 @@ template <class Op, class A>
 class UnaryExpr : public ExprBase<UnaryExpr<Op, A>> {
  public:
   using value_type = typename A::value_type;
+  using backend = typename A::backend;
   explicit UnaryExpr(const A& a) : m_a(a) {}
   Shape shape() const { return m_a.shape(); }
   void bind(const Shape& out) { m_a.bind(out); }
@@ -166,6 +186,7 @@ class BinaryExpr : public ExprBase<BinaryExpr<Op, A, B>> {
 
  public:
   using value_type = typename A::value_type;
+  using backend = detail::common_backend_t<typename A::backend, typename B::backend>;
   BinaryExpr(const A& a, const B& b) : m_a(a), m_b(b) {}
   Shape shape() const { return detail::broadcast_shapes(m_a.shape(), m_b.shape()); }
   void bind(const Shape& out) {
@@ -194,6 +215,9 @@ template <class C, class A, class B>
 class WhereExpr : public ExprBase<WhereExpr<C, A, B>> {
  public:
   using value_type = typename A::value_type;
+  using backend =
+      detail::common_backend_t<typename C::backend,
+                               detail::common_backend_t<typename A::backend, typename B::backend>>;
   WhereExpr(const C& c, const A& a, const B& b) : m_c(c), m_a(a), m_b(b) {}
   Shape shape() const {
     return detail::broadcast_shapes(m_c.shape(), detail::broadcast_shapes(m_a.shape(), m_b.shape()));
@@ -227,8 +251,8 @@ class WhereExpr : public ExprBase<WhereExpr<C, A, B>> {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Operand conversion: nodes pass through, tensors become leaves, arithmetic scalars become ScalarExpr of the
-// other operand's element type.
+// Operand conversion: nodes pass through, tensors become leaves of their backend, arithmetic scalars become
+// ScalarExpr of the other operand's element type.
 
 template <class T>
 struct is_expr : std::is_base_of<ExprBase<T>, T> {};
@@ -246,7 +270,7 @@ auto as_expr(const X& x) {
   if constexpr (is_expr<X>::value)
     return x;
   else
-    return LeafExpr<const typename X::value_type>(x.data(), x.shape());
+    return LeafExpr<const typename X::value_type, typename X::backend>(x.data(), x.shape());
 }
 template <class X>
 using expr_t = decltype(as_expr(std::declval<X>()));
@@ -275,6 +299,16 @@ struct binary_value {
       std::conditional_t<is_operand_v<A>, typename operand_value<A>::type, typename operand_value<B>::type>;
 };
 }  // namespace detail
+
+/// The backend an operand (a node or a tensor) reads from: its leaves' backend, or void when it has no leaf.
+template <class X>
+using expr_backend_t = typename detail::expr_t<X>::backend;
+
+/// Whether an executor of `Backend` may evaluate an operand: its leaves are all of `Backend` (or it has
+/// none).
+template <class X, class Backend>
+inline constexpr bool evaluable_on_v =
+    std::is_void_v<expr_backend_t<X>> || std::is_same_v<expr_backend_t<X>, Backend>;
 
 /// A tensor as an expression operand: `y = expr(b)` broadcasts b into y (view-to-view `=` is deleted).
 template <class X, class = std::enable_if_t<is_operand_v<X>>>

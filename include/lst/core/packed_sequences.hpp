@@ -92,24 +92,4 @@ struct PackedSequences {
   }
 };
 
-/// Each sequence's first rows, as many as the shorter of its two layouts has: dst (laid out as `to`) =
-/// those rows of src (laid out as `from`). What a layer computing only the first rows reads of its input.
-template <class T>
-void copy_first_rows(const PackedSequences& from, const PackedSequences& to, index_t C, const T* src,
-                     T* dst) {
-  for (index_t b = 0; b < to.count(); ++b)
-    std::copy_n(src + from.first_row(b) * C, std::min(from.length(b), to.length(b)) * C,
-                dst + to.first_row(b) * C);
-}
-
-/// As copy_first_rows, adding into dst: a residual path from or to the first rows.
-template <class T>
-void add_first_rows(const PackedSequences& from, const PackedSequences& to, index_t C, const T* src, T* dst) {
-  for (index_t b = 0; b < to.count(); ++b) {
-    const T* s = src + from.first_row(b) * C;
-    T* d = dst + to.first_row(b) * C;
-    for (index_t i = 0, n = std::min(from.length(b), to.length(b)) * C; i < n; ++i) d[i] += s[i];
-  }
-}
-
 LST_NAMESPACE_END

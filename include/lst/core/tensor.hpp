@@ -25,6 +25,21 @@ struct Executor;
 template <class E>
 inline constexpr bool is_assignable_expr_v = is_operand_v<E> || is_reduction<E>::value;
 
+namespace detail {
+template <class E, class Backend>
+constexpr bool assignable_on() {
+  if constexpr (is_reduction<E>::value)
+    return evaluable_on_v<decltype(E::expr), Backend>;
+  else
+    return evaluable_on_v<E, Backend>;
+}
+}  // namespace detail
+
+/// Whether an expression or a reduction may be assigned to a tensor of `Backend`: every tensor it reads is of
+/// `Backend` (or it reads none). `Executor<Backend>::assign` requires it.
+template <class E, class Backend>
+inline constexpr bool assignable_on_v = detail::assignable_on<E, Backend>();
+
 /// A non-owning window on contiguous row-major memory: a pointer and a shape.
 ///
 /// Copying a view copies the handle (like std::span). Writing data through a view is explicit:
@@ -82,6 +97,9 @@ class TensorView {
   template <class E, class = std::enable_if_t<is_assignable_expr_v<E>>>
   const TensorView& operator=(const E& e) const {
     static_assert(!std::is_const_v<T>, "lst: cannot assign through a read-only TensorView");
+    static_assert(assignable_on_v<E, Backend>,
+                  "lst: the expression reads tensors of another backend than the destination's; copy them to "
+                  "its backend first");
     Executor<Backend>::assign(*this, e);
     return *this;
   }

@@ -37,9 +37,11 @@ inline std::string backbone_fingerprint(const io::BertConfig& cfg, const io::Saf
 class BertFullFineTuning final : public TaskModel {
  public:
   /// Loads `weights` into a trainable encoder and adds a fresh head with `outputs` outputs.
+  /// `attention_dropout`: the config's attention_probs_dropout_prob on the attention probabilities in
+  /// training (Hugging Face's behaviour); false turns it off.
   BertFullFineTuning(const io::BertConfig& cfg, const io::SafetensorsFile& weights, index_t outputs,
-                     std::uint64_t seed)
-      : m_encoder(cfg, /*trainable=*/true, seed),
+                     std::uint64_t seed, bool attention_dropout = true)
+      : m_encoder(cfg, /*trainable=*/true, seed, attention_dropout),
         m_head(cfg.hidden_size, outputs, cfg.hidden_dropout_prob, mix64(seed + 0x1000)),
         m_backbone(backbone_fingerprint(cfg, weights)) {
     m_encoder.load(weights);

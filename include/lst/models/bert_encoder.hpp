@@ -31,6 +31,7 @@ class BertEncoder {
     typename Embedding<T, Backend>::Context word, position, token_type;
     typename LayerNorm<T, Backend>::Context embedding_norm;
     typename Dropout<T, Backend>::Context embedding_dropout;
+    std::unique_ptr<SiteContext> embeddings_site;  // the module's at Site::embeddings, when registered
     std::vector<typename EncoderLayer<T, Backend>::Context> layers;
     typename Linear<T, Backend>::Context pooler;
     Tensor<T, Backend> pooled;  // (B, C) tanh output, for the pooler's backward
@@ -38,8 +39,11 @@ class BertEncoder {
   };
 
   /// Builds the parameter layout for `cfg` (values zero until load() or an initialiser); `trainable`
-  /// allocates gradients for full fine-tuning. `seed` seeds the dropouts.
-  BertEncoder(const io::BertConfig& cfg, bool trainable, std::uint64_t seed = 0)
+  /// allocates gradients for full fine-tuning. `seed` seeds the dropouts. `attention_dropout` applies the
+  /// config's attention_probs_dropout_prob to the attention probabilities in training, as Hugging Face does;
+  /// false turns it off.
+  BertEncoder(const io::BertConfig& cfg, bool trainable, std::uint64_t seed = 0,
+              bool attention_dropout = true)
       : m_cfg(cfg),
         m_params("bert"),
         m_word(m_params, "embeddings.word_embeddings", cfg.vocab_size, cfg.hidden_size),
@@ -48,8 +52,13 @@ class BertEncoder {
         m_embedding_norm(m_params, "embeddings.LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
         m_embedding_dropout(cfg.hidden_dropout_prob, mix64(seed), "embeddings.dropout"),
         m_pooler(m_params, "pooler.dense", cfg.hidden_size, cfg.hidden_size) {
-    const EncoderLayerConfig lc{cfg.hidden_size,  cfg.num_attention_heads, cfg.intermediate_size,
-                                cfg.activation(), cfg.layer_norm_eps,      cfg.hidden_dropout_prob};
+    const EncoderLayerConfig lc{cfg.hidden_size,
+                                cfg.num_attention_heads,
+                                cfg.intermediate_size,
+                                cfg.activation(),
+                                cfg.layer_norm_eps,
+                                cfg.hidden_dropout_prob,
+                                attention_dropout ? cfg.attention_probs_dropout_prob : 0.0};
     m_layers.reserve(static_cast<std::size_t>(cfg.num_hidden_layers));
     for (index_t l = 0; l < cfg.num_hidden_layers; ++l)
       m_layers.emplace_back(m_params, "encoder.layer." + std::to_string(l), lc, seed + 1 + std::uint64_t(l));
@@ -62,6 +71,16 @@ class BertEncoder {
   ParameterArena<T, Backend>& parameters() { return m_params; }
   const ParameterArena<T, Backend>& parameters() const { return m_params; }
   const std::vector<EncoderLayer<T, Backend>>& layers() const { return m_layers; }
+  /// Layer l, to register modules at its sites (EncoderLayer::attach) or give it prefix keys and values.
+  EncoderLayer<T, Backend>& layer(index_t l) {
+    LST_CHECK(l >= 0 && l < index_t(m_layers.size()), "BertEncoder: layer ", l, " of ", m_layers.size());
+    return m_layers[std::size_t(l)];
+  }
+  /// Registers a module at Site::embeddings (nn/site.hpp): it reads and modifies the embeddings' output
+  /// (after their LayerNorm and dropout), before the first layer and the tap of state 0. Null removes it.
+  void attach_embeddings(std::shared_ptr<const SiteModule<T, Backend>> module) {
+    m_embeddings_site = std::move(module);
+  }
 
   /// The Hugging Face name of one of this encoder's parameters (they differ inside the layers only).
   static std::string hf_name(const std::string& name) {
@@ -126,6 +145,10 @@ class BertEncoder {
     hidden += other;
     ctx.embedding_norm = m_embedding_norm.forward(hidden, hidden, mode);
     ctx.embedding_dropout = m_embedding_dropout.forward(hidden, hidden, mode, step);
+    if (m_embeddings_site) {  // x is h: the module reads a copy while it writes h
+      const Tensor<T, Backend> x = clone_as(hidden, MemCategory::workspace);
+      ctx.embeddings_site = m_embeddings_site->forward(x, hidden, mode, step);
+    }
     if (tap) tap(0, hidden);
 
     const TensorView<T, Backend> buffers[2] = {hidden, other.view()};
@@ -173,6 +196,11 @@ class BertEncoder {
       m_layers[l].backward(ctx.layers[l], d, dprev, gm);
       std::swap(d, dprev);
     }
+    if (m_embeddings_site) {  // x was h itself: its gradient through the module joins h's
+      Tensor<T, Backend> dx = Tensor<T, Backend>::zeros(ctx.hidden_shape);
+      m_embeddings_site->backward(ctx.embeddings_site.get(), d, dx, gm);
+      d += dx;
+    }
     m_embedding_dropout.backward(ctx.embedding_dropout, d, d);
     m_embedding_norm.backward(ctx.embedding_norm, d, d, gm);
     m_word.backward(ctx.word, d, gm);
@@ -188,6 +216,7 @@ class BertEncoder {
   Dropout<T, Backend> m_embedding_dropout;
   Linear<T, Backend> m_pooler;  // tanh(W h_[CLS] + b)
   std::vector<EncoderLayer<T, Backend>> m_layers;
+  std::shared_ptr<const SiteModule<T, Backend>> m_embeddings_site;
 };
 
 LST_NAMESPACE_END

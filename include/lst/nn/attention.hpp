@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file attention.hpp
-/// @brief Multi-head self-attention with a key-padding mask and a prefix key/value hook (Vaswani et al. 2017,
-///        3.2; prefix tuning: Li & Liang 2021, 4.2).
+/// @brief Multi-head self-attention with a key-padding mask, a prefix key/value hook and attention dropout
+///        (Vaswani et al. 2017, 3.2; prefix tuning: Li & Liang 2021, 4.2).
 #pragma once
 
 #include <cmath>
@@ -9,7 +9,9 @@
 #include <string>
 
 #include "../core/packed_sequences.hpp"
+#include "../core/random.hpp"
 #include "../ops/attention.hpp"
+#include "../ops/packed_rows.hpp"
 #include "linear.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -30,6 +32,8 @@ class MultiHeadSelfAttention {
   /// What backward reads; AttentionSaved holds the probabilities kept (or what recomputes them).
   struct Context : AttentionSaved<T, Backend> {
     Tensor<T, Backend> x;                // (B, T, C) or packed (N, C) input, for the q/k/v weight gradients
+                                         // (kept only when one of them trains)
+    Shape x_shape;                       // x's shape, kept or not
     Tensor<T, Backend> q;                // (B, T, C) or packed (N, C); (B, queries, C) or (B queries, C)
     Tensor<T, Backend> k, v;             // (B, P+T, C), prefix rows first, or packed (N, C)
     Tensor<std::int32_t, Backend> mask;  // (B, T) copy of the padding mask, for recomputing or the row kernel
@@ -39,6 +43,10 @@ class MultiHeadSelfAttention {
     // the forward call); null when there is no prefix or its gradients are not wanted.
     T* prefix_key_grad = nullptr;
     T* prefix_value_grad = nullptr;
+    // The forward's attention dropout (0 in inference or without it) and its mask's stream: backward draws
+    // the same mask again.
+    double dropout = 0;
+    std::uint64_t dropout_key = 0;
   };
 
   MultiHeadSelfAttention(ParameterArena<T, Backend>& arena, const std::string& name, index_t dim,
@@ -71,6 +79,19 @@ class MultiHeadSelfAttention {
   /// computes padded rows.
   void set_skip_padded_queries(bool on) { m_skip_padded_queries = on; }
   bool skips_padded_queries() const { return m_skip_padded_queries; }
+  /// Attention dropout (Hugging Face's attention_probs_dropout_prob): in training, each attention probability
+  /// is dropped with probability p after the softmax and the kept ones scaled by 1 / (1 - p); inference
+  /// drops nothing. The mask of the forward at training step `step` is drawn from stream_key(seed, step)
+  /// (core/random.hpp) at the indices AttentionLayout::dropout_index gives (a packed or first-rows layer
+  /// drops what the padded whole layer drops), and drawn again in backward: nothing is stored. Give each
+  /// layer its own seed. p = 0 (the default): none, and the layer computes exactly what it does without.
+  void set_dropout(double p, std::uint64_t seed) {
+    LST_CHECK(p >= 0.0 && p < 1.0, "MultiHeadSelfAttention '", m_name, "': attention dropout probability ", p,
+              " is outside [0, 1)");
+    m_dropout = p;
+    m_dropout_seed = seed;
+  }
+  double dropout() const { return m_dropout; }
   /// Both kernels give the same function (to rounding); tests compare them.
   void set_kernel(AttentionKernel kernel) {
     LST_CHECK(kernel != AttentionKernel::rowwise || head_dim() <= rowwise_max_head_dim,
@@ -94,9 +115,11 @@ class MultiHeadSelfAttention {
   /// `packed`: x is (N, C), the real tokens of `packed`'s sequences one after another, with no padding and no
   /// mask (core/packed_sequences.hpp); each sequence attends to its own rows. y is (N, C), or with `queries`
   /// (B queries, C). The rows equal the padded layer's real rows, to rounding. Not with a prefix.
+  ///
+  /// `step`: the training step, whose attention dropout mask (set_dropout) a training forward draws.
   Context forward(ConstView<T, Backend> x, ConstView<std::int32_t, Backend> mask, TensorView<T, Backend> y,
                   Mode mode, const PrefixKV<T, Backend>* prefix = nullptr, index_t queries = 0,
-                  const PackedSequences* packed = nullptr) const {
+                  const PackedSequences* packed = nullptr, std::uint64_t step = 0) const {
     const index_t C = m_dim;
     if (packed)
       LST_CHECK_SHAPE(x.shape() == (Shape{packed->rows(), m_dim}) && mask.data() == nullptr && !prefix,
@@ -146,7 +169,9 @@ class MultiHeadSelfAttention {
     const Shape k_shape = packed ? Shape{packed->rows(), C} : Shape{B, Tk, C};
     Context ctx;
     // Saved first: y may be x itself, overwritten by the output projection below.
-    if (mode == Mode::training) ctx.x = clone_as(x, MemCategory::activations);
+    ctx.x_shape = x.shape();
+    if (mode == Mode::training && (m_q.keeps_input() || m_k.keeps_input() || m_v.keeps_input()))
+      ctx.x = clone_as(x, MemCategory::activations);
     const MemCategory cat = mode == Mode::training ? MemCategory::activations : MemCategory::workspace;
     Tensor<T, Backend> q(q_shape, cat), k(k_shape, cat), v(k_shape, cat);
     if (all_ask)
@@ -165,8 +190,12 @@ class MultiHeadSelfAttention {
       }
     }
     Tensor<T, Backend> heads(q_shape, cat);
-    attention_forward<T, Backend>(L, settings(mode), q, k, v, mask.data(), heads,
-                                  mode == Mode::training ? &ctx : nullptr);
+    AttentionSettings s = settings(mode);
+    if (mode == Mode::training && m_dropout > 0.0) {
+      ctx.dropout = s.dropout = m_dropout;
+      ctx.dropout_key = s.dropout_key = stream_key(m_dropout_seed, step);
+    }
+    attention_forward<T, Backend>(L, s, q, k, v, mask.data(), heads, mode == Mode::training ? &ctx : nullptr);
     m_o.apply(heads, y);
 
     ctx.layout = std::move(L);  // also in inference: EncoderLayer reads where the query rows are
@@ -191,13 +220,16 @@ class MultiHeadSelfAttention {
     LST_CHECK_SHAPE(dy.shape() == ctx.q.shape(), "MultiHeadSelfAttention '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected the output's ",
                     ctx.q.shape());
-    LST_CHECK_SHAPE(dx.empty() || dx.shape() == ctx.x.shape(), "MultiHeadSelfAttention '", m_name,
-                    "': input gradient dx has shape ", dx.shape(), ", expected ", ctx.x.shape());
+    LST_CHECK_SHAPE(dx.empty() || dx.shape() == ctx.x_shape, "MultiHeadSelfAttention '", m_name,
+                    "': input gradient dx has shape ", dx.shape(), ", expected ", ctx.x_shape);
     const Layout& L = ctx.layout;
     const index_t B = L.x.count(), C = m_dim, P = L.prefix;
     Tensor<T, Backend> dheads(ctx.q.shape()), dq(ctx.q.shape()), dk(ctx.k.shape()), dv(ctx.k.shape());
     m_o.backward_from(ctx.heads, dy, dheads, gm);
-    attention_backward<T, Backend>(L, settings(Mode::training), ctx.q, ctx.k, ctx.v, ctx.heads,
+    AttentionSettings s = settings(Mode::training);
+    s.dropout = ctx.dropout;  // the forward's mask, drawn again
+    s.dropout_key = ctx.dropout_key;
+    attention_backward<T, Backend>(L, s, ctx.q, ctx.k, ctx.v, ctx.heads,
                                    ctx.mask.empty() ? nullptr : ctx.mask.data(), ctx, dheads, dq, dk, dv);
 
     for (index_t b = 0; b < B && P > 0; ++b) {
@@ -206,11 +238,11 @@ class MultiHeadSelfAttention {
         TensorView<T, Backend>(ctx.prefix_value_grad, Shape{P, C}) += dv[b].slice(0, P);
     }
     if (ctx.q.shape() !=
-        ctx.x.shape()) {  // every position feeds k and v, which write dx; the query rows add theirs
+        ctx.x_shape) {  // every position feeds k and v, which write dx; the query rows add theirs
       m_k.backward_from(ctx.x, dk, dx, gm);
       m_v.backward_from(ctx.x, dv, dx, gm, T(1));
       Tensor<T, Backend> dxq(dx.empty() ? Shape{0} : Shape{L.q.rows(), C});
-      m_q.backward_from(first_rows(ctx.x.cview(), L.x, L.q), dq,
+      m_q.backward_from(ctx.x.empty() ? Tensor<T, Backend>() : first_rows(ctx.x.cview(), L.x, L.q), dq,
                         dx.empty() ? TensorView<T, Backend>() : TensorView<T, Backend>(dxq), gm);
       if (!dx.empty()) add_first_rows(L.q, L.x, C, dxq.data(), dx.data());
       return;
@@ -224,8 +256,9 @@ class MultiHeadSelfAttention {
       for (index_t b = 0; b < B; ++b) {
         const GradMode gb = (gm == GradMode::overwrite && b > 0) ? GradMode::accumulate : gm;
         const TensorView<T, Backend> dxb = dx.data() ? dx[b] : TensorView<T, Backend>();
-        m_k.backward_from(ctx.x[b], dk[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
-        m_v.backward_from(ctx.x[b], dv[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
+        const ConstView<T, Backend> xb = ctx.x.empty() ? ConstView<T, Backend>() : ctx.x[b];
+        m_k.backward_from(xb, dk[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
+        m_v.backward_from(xb, dv[b].slice(P, P + L.x.length(b)), dxb, gb, T(1));
       }
     }
   }
@@ -261,6 +294,8 @@ class MultiHeadSelfAttention {
   bool m_recompute = false;
   bool m_skip_padded_queries = false;
   AttentionKernel m_kernel = AttentionKernel::automatic;
+  double m_dropout = 0;
+  std::uint64_t m_dropout_seed = 0;
 };
 
 LST_NAMESPACE_END

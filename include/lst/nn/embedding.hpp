@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../ops/embedding.hpp"
 #include "parameter_arena.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -19,7 +20,7 @@ class Embedding {
 
   Embedding(ParameterArena<T, Backend>& arena, const std::string& name, index_t num_embeddings, index_t dim)
       : m_name(name), m_num(num_embeddings), m_dim(dim) {
-    m_weight = arena.add(name + ".weight", Shape{num_embeddings, dim});
+    m_weight = arena.add(name + ".weight", Shape{num_embeddings, dim}, ParamRole::embedding);
   }
   const std::string& name() const { return m_name; }
   index_t num_embeddings() const { return m_num; }
@@ -32,15 +33,11 @@ class Embedding {
     LST_CHECK_SHAPE(y.numel() == ids.numel() * m_dim && y.shape().cols() == m_dim, "Embedding '", m_name,
                     "': output y has shape ", y.shape(), ", expected ids shape ", ids.shape(), " + (", m_dim,
                     ")");
-    const T* w = m_weight.value().data();
-    for (index_t n = 0; n < ids.numel(); ++n) {
-      const std::int32_t id = ids.data()[n];
-      LST_CHECK(id >= 0 && id < m_num, "Embedding '", m_name, "': id ", id, " at flat position ", n,
-                " is outside [0, ", m_num, ")");
-      std::copy(w + id * m_dim, w + (id + 1) * m_dim, y.data() + n * m_dim);
-    }
+    const EmbeddingBadId bad = embedding_gather<T, Backend>(m_weight.value(), ids, y);
+    LST_CHECK(!bad, "Embedding '", m_name, "': id ", bad.id, " at flat position ", bad.position,
+              " is outside [0, ", m_num, ")");
     Context ctx;
-    if (mode == Mode::training) {
+    if (mode == Mode::training && m_weight.trainable()) {  // a frozen table needs no ids for backward
       ctx.ids = Tensor<std::int32_t, Backend>(ids.shape(), MemCategory::activations);
       ctx.ids.view().assign(ids);
     }
@@ -51,18 +48,15 @@ class Embedding {
   /// discrete.
   void backward(const Context& ctx, ConstView<T, Backend> dy, GradMode gm) const {
     if (gm == GradMode::ignore) return;
+    const TensorView<T, Backend> dw = m_weight.grad_to_write("Embedding", m_name);
+    if (dw.empty()) return;  // a frozen table
     LST_CHECK(!ctx.ids.empty(), "Embedding '", m_name,
               "': backward needs a context from a training-mode forward");
     LST_CHECK_SHAPE(dy.numel() == ctx.ids.numel() * m_dim, "Embedding '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ids shape ", ctx.ids.shape(),
                     " + (", m_dim, ")");
-    const TensorView<T, Backend> dw = m_weight.grad_to_write("Embedding", m_name);
     if (gm == GradMode::overwrite) dw.set_zero();
-    for (index_t n = 0; n < ctx.ids.numel(); ++n) {
-      T* row = dw.data() + ctx.ids.data()[n] * m_dim;
-      const T* g = dy.data() + n * m_dim;
-      for (index_t j = 0; j < m_dim; ++j) row[j] += g[j];
-    }
+    embedding_scatter_add<T, Backend>(ctx.ids, dy, dw);
   }
 
  private:

@@ -25,8 +25,8 @@ class LayerNorm {
       : m_name(name), m_dim(dim), m_eps(eps) {
     LST_CHECK(dim > 0 && eps >= 0, "LayerNorm '", name, "': needs width > 0 and eps >= 0 (got ", dim, ", ",
               eps, ")");
-    m_gamma = arena.add(name + ".weight", Shape{dim});
-    m_beta = arena.add(name + ".bias", Shape{dim});
+    m_gamma = arena.add(name + ".weight", Shape{dim}, ParamRole::norm_gain);
+    m_beta = arena.add(name + ".bias", Shape{dim}, ParamRole::norm_bias);
   }
   const std::string& name() const { return m_name; }
   index_t dim() const { return m_dim; }
@@ -63,13 +63,14 @@ class LayerNorm {
     LST_CHECK_SHAPE(dy.numel() == rows * c && dy.shape().cols() == c, "LayerNorm '", m_name,
                     "': output gradient dy has shape ", dy.shape(), ", expected ", rows, " rows of ", c);
     if (gm != GradMode::ignore) {
+      // A frozen gain or bias gets no gradient (norm tuning trains both, BitFit the bias alone).
       const TensorView<T, Backend> dg = m_gamma.grad_to_write("LayerNorm", m_name),
                                    db = m_beta.grad_to_write("LayerNorm", m_name);
       if (gm == GradMode::overwrite) {
-        dg.set_zero();
-        db.set_zero();
+        if (!dg.empty()) dg.set_zero();
+        if (!db.empty()) db.set_zero();
       }
-      layer_norm_parameter_gradients<T, Backend>(ctx.xhat, dy, dg, db);
+      if (!dg.empty() || !db.empty()) layer_norm_parameter_gradients<T, Backend>(ctx.xhat, dy, dg, db);
     }
     if (dx.data() == nullptr) return;
     LST_CHECK_SHAPE(dx.numel() == rows * c && dx.shape().cols() == c, "LayerNorm '", m_name,

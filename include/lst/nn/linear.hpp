@@ -14,19 +14,21 @@ LST_NAMESPACE_BEGIN
 
 /// Convention (llm.c): parameter gradients follow GradMode; input gradients are written (`=`), unless a
 /// caller asks to add into dx (`dx_beta = 1`), which lets q, k and v add their input gradients in place.
-/// An empty view (`TensorView<T>{}`) for dx means "not needed": a frozen first layer skips that GEMM.
+/// An empty view (`TensorView<T>{}`) for dx means "not needed": a frozen first layer skips that GEMM. A
+/// frozen weight (or bias) gets no gradient product, and training keeps no input for it.
 template <class T, class Backend = Cpu>
 class Linear {
  public:
   struct Context {
-    Tensor<T, Backend> input;  // (N, in), training mode only
+    Tensor<T, Backend> input;  // (N, in), training mode only, and only when the weight trains
+    bool training = false;
   };
 
   Linear(ParameterArena<T, Backend>& arena, const std::string& name, index_t in_features,
          index_t out_features, bool bias = true)
       : m_name(name), m_in(in_features), m_out(out_features) {
-    m_weight = arena.add(name + ".weight", Shape{out_features, in_features});
-    if (bias) m_bias = arena.add(name + ".bias", Shape{out_features});
+    m_weight = arena.add(name + ".weight", Shape{out_features, in_features}, ParamRole::weight);
+    if (bias) m_bias = arena.add(name + ".bias", Shape{out_features}, ParamRole::bias);
   }
 
   const std::string& name() const { return m_name; }
@@ -36,18 +38,21 @@ class Linear {
   const Param<T, Backend>& weight() const { return m_weight; }  // (out, in)
   const Param<T, Backend>& bias() const { return m_bias; }      // (out)
 
-  /// y (..., out) = x (..., in) W^T + b. Training mode keeps a copy of x for the weight gradient.
+  /// y (..., out) = x (..., in) W^T + b. Training mode keeps a copy of x for the weight gradient (none when
+  /// the weight is frozen: the input gradient needs W alone).
   Context forward(ConstView<T, Backend> x, TensorView<T, Backend> y, Mode mode) const {
     apply(x, y);
     Context ctx;
-    if (mode == Mode::training) ctx.input = clone_as(x, MemCategory::activations);
+    ctx.training = mode == Mode::training;
+    if (ctx.training && keeps_input()) ctx.input = clone_as(x, MemCategory::activations);
     return ctx;
   }
   void backward(const Context& ctx, ConstView<T, Backend> dy, TensorView<T, Backend> dx, GradMode gm) const {
-    LST_CHECK(!ctx.input.empty(), "Linear '", m_name,
-              "': backward needs a context from a training-mode forward");
+    LST_CHECK(ctx.training, "Linear '", m_name, "': backward needs a context from a training-mode forward");
     backward_from(ctx.input, dy, dx, gm);
   }
+  /// Whether backward reads the layer's input: for the weight gradient, so only when the weight trains.
+  bool keeps_input() const { return m_weight.trainable(); }
 
   /// The forward GEMM alone, for layers that manage their own saved inputs (attention's q, k, v share x).
   void apply(ConstView<T, Backend> x, TensorView<T, Backend> y) const {
@@ -85,29 +90,41 @@ class Linear {
                     m_name, "': input rows (", x.rows, ", ", x.cols, ") and output gradient dy ", dy.shape(),
                     " must be (N, ", m_in, ") and (N, ", m_out, ")");
     if (gm == GradMode::ignore) return;
-    linear_weight_gradient_rows<T, Backend>(dy, x, gm == GradMode::accumulate ? T(1) : T(0),
-                                            weight_gradient_buffer());
+    const TensorView<T, Backend> dw = weight_gradient_buffer();
+    if (!dw.empty())
+      linear_weight_gradient_rows<T, Backend>(dy, x, gm == GradMode::accumulate ? T(1) : T(0), dw);
     bias_gradient(dy, gm);
   }
 
-  /// Backward from an explicit input x (..., in) and output gradient dy (..., out).
+  /// Backward from an explicit input x (..., in) and output gradient dy (..., out). x may be empty when the
+  /// weight is frozen (or gm is ignore): nothing then reads it.
   void backward_from(ConstView<T, Backend> x, ConstView<T, Backend> dy, TensorView<T, Backend> dx,
                      GradMode gm, T dx_beta = T(0)) const {
-    check_input(x, "saved input x");
-    LST_CHECK_SHAPE(dy.shape().rows() == x.shape().rows() && dy.shape().cols() == m_out, "Linear '", m_name,
-                    "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(),
-                    " rows of ", m_out, " (input x ", x.shape(), ")");
-    // Every argument is checked before any gradient is written: a failed call leaves the gradients untouched.
-    LST_CHECK_SHAPE(dx.data() == nullptr || dx.shape() == x.shape(), "Linear '", m_name,
-                    "': input gradient dx has shape ", dx.shape(), ", expected the input's shape ",
-                    x.shape());
+    if (!x.empty() || (gm != GradMode::ignore && m_weight.trainable())) {
+      check_input(x, "saved input x");
+      LST_CHECK_SHAPE(dy.shape().rows() == x.shape().rows() && dy.shape().cols() == m_out, "Linear '", m_name,
+                      "': output gradient dy has shape ", dy.shape(), ", expected ", x.shape().rows(),
+                      " rows of ", m_out, " (input x ", x.shape(), ")");
+      // Every argument is checked before any gradient is written: a failed call leaves the gradients
+      // untouched.
+      LST_CHECK_SHAPE(dx.data() == nullptr || dx.shape() == x.shape(), "Linear '", m_name,
+                      "': input gradient dx has shape ", dx.shape(), ", expected the input's shape ",
+                      x.shape());
+    } else {
+      LST_CHECK_SHAPE(
+          dy.rank() >= 1 && dy.shape().cols() == m_out &&
+              (dx.data() == nullptr || (dx.shape().cols() == m_in && dx.shape().rows() == dy.shape().rows())),
+          "Linear '", m_name, "': output gradient dy ", dy.shape(), " and input gradient dx ", dx.shape(),
+          " must be (N, ", m_out, ") and (N, ", m_in, ")");
+    }
     LST_CHECK(dx.data() == nullptr ||
                   !detail::overlaps(MatrixRef<const T, Backend>(dx), MatrixRef<const T, Backend>(dy)),
               "Linear '", m_name, "': input gradient dx overlaps output gradient dy");
     if (gm != GradMode::ignore) {
       const T beta = gm == GradMode::accumulate ? T(1) : T(0);
-      gemm<T, Backend>(Trans::yes, Trans::no, T(1), dy, x, beta,
-                       MatrixRef<T, Backend>(weight_gradient_buffer()));  // dW (out, in) = dy^T x
+      const TensorView<T, Backend> dw = weight_gradient_buffer();
+      if (!dw.empty())
+        gemm<T, Backend>(Trans::yes, Trans::no, T(1), dy, x, beta, MatrixRef<T, Backend>(dw));  // dW = dy^T x
       bias_gradient(dy, gm);
     }
     if (dx.data() != nullptr) input_gradient(dy, dx, dx_beta);
@@ -127,12 +144,13 @@ class Linear {
   }
 
  private:
-  /// dW's buffer (Param::grad_to_write: an error for a frozen arena).
+  /// dW's buffer (Param::grad_to_write: an error for a frozen arena, empty for a frozen weight).
   TensorView<T, Backend> weight_gradient_buffer() const { return m_weight.grad_to_write("Linear", m_name); }
-  /// db (out) = the sum of dy over its rows, following gm (not ignore).
+  /// db (out) = the sum of dy over its rows, following gm (not ignore); nothing for a frozen bias.
   void bias_gradient(ConstView<T, Backend> dy, GradMode gm) const {
     if (!has_bias()) return;
     const TensorView<T, Backend> db = m_bias.grad();
+    if (db.empty()) return;
     if (gm == GradMode::accumulate)
       db += col_sum(dy);
     else

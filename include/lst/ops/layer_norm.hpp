@@ -11,7 +11,8 @@ namespace ops {
 /// A backend's LayerNorm rows (backends/<name>/layer_norm.hpp), over (N, C) row-major data:
 ///   forward(x, gamma, beta, eps, y, xhat, rstd, N, C)       y = (x - mean) rstd gamma + beta; xhat and rstd
 ///                                                           written when not null; y may alias x
-///   parameter_gradients(xhat, dy, dgamma, dbeta, N, C)      dgamma += sum dy xhat, dbeta += sum dy
+///   parameter_gradients(xhat, dy, dgamma, dbeta, N, C)      dgamma += sum dy xhat, dbeta += sum dy (either
+///                                                           may be null: that parameter is frozen)
 ///   input_gradient(xhat, rstd, gamma, dy, dx, N, C)         dx = rstd (g - mean(g) - xhat mean(g xhat)),
 ///                                                           g = dy gamma; dx may alias dy
 template <class Backend>
@@ -30,12 +31,13 @@ void layer_norm_forward(ConstView<T, Backend> x, ConstView<T, Backend> gamma, Co
                                          xhat.empty() ? nullptr : xhat.data(),
                                          rstd.empty() ? nullptr : rstd.data(), rows, c);
 }
-/// dgamma (C) += sum over rows of dy * xhat, dbeta (C) += sum of dy.
+/// dgamma (C) += sum over rows of dy * xhat, dbeta (C) += sum of dy; an empty dgamma or dbeta is skipped.
 template <class T, class Backend>
 void layer_norm_parameter_gradients(ConstView<T, Backend> xhat, ConstView<T, Backend> dy,
                                     TensorView<T, Backend> dgamma, TensorView<T, Backend> dbeta) {
-  ops::LayerNormKernel<Backend>::parameter_gradients(xhat.data(), dy.data(), dgamma.data(), dbeta.data(),
-                                                     xhat.shape().rows(), xhat.shape().cols());
+  ops::LayerNormKernel<Backend>::parameter_gradients(
+      xhat.data(), dy.data(), dgamma.empty() ? nullptr : dgamma.data(),
+      dbeta.empty() ? nullptr : dbeta.data(), xhat.shape().rows(), xhat.shape().cols());
 }
 /// dx (N, C) = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma. dx may alias dy.
 template <class T, class Backend>

@@ -19,8 +19,8 @@ struct AdamWConfig {
   bool decay_biases_and_norms = false;
 };
 
-/// True for the parameters weight decay leaves alone under BERT's recipe: names ending in "bias", and every
-/// parameter of a normalisation layer ("LayerNorm", "attention_norm", "output_norm", "final_norm").
+/// True for the parameters weight decay leaves alone under BERT's recipe, by name: names ending in "bias",
+/// and every parameter of a normalisation layer ("LayerNorm", "attention_norm", "output_norm", "final_norm").
 inline bool is_bias_or_norm(const std::string& name) {
   const auto ends_with = [&](const char* s) {
     const std::string t(s);
@@ -29,17 +29,24 @@ inline bool is_bias_or_norm(const std::string& name) {
   return ends_with("bias") || name.find("LayerNorm") != std::string::npos ||
          name.find("norm.") != std::string::npos;
 }
+/// The same by a parameter's role (a bias, a norm's gain or bias); a parameter registered without a role
+/// (ParamRole::other) is judged by its name.
+inline bool is_bias_or_norm(ParamRole role, const std::string& name) {
+  if (role == ParamRole::other) return is_bias_or_norm(name);
+  return role == ParamRole::bias || role == ParamRole::norm_gain || role == ParamRole::norm_bias;
+}
 
-/// Updates every parameter of one arena from that arena's gradients. Its two moment buffers are allocated
-/// once, as large as the arena, in category `optimizer`: optimizer state exists only for trained groups.
+/// Updates every trainable parameter of one arena from its gradient. Its two moment buffers are allocated
+/// once, as large as the arena's gradient block, in category `optimizer`: optimizer state exists only for
+/// the parameters that train.
 template <class T, class Backend = Cpu>
 class AdamW {
  public:
   AdamW(const ParameterArena<T, Backend>& arena, AdamWConfig cfg = {})
       : m_arena(arena),
         m_cfg(cfg),
-        m_m(Tensor<T, Backend>::zeros(Shape{arena.size()}, MemCategory::optimizer)),
-        m_v(Tensor<T, Backend>::zeros(Shape{arena.size()}, MemCategory::optimizer)) {
+        m_m(Tensor<T, Backend>::zeros(Shape{arena.gradient_size()}, MemCategory::optimizer)),
+        m_v(Tensor<T, Backend>::zeros(Shape{arena.gradient_size()}, MemCategory::optimizer)) {
     LST_CHECK(arena.has_gradients(), "AdamW: parameter arena '", arena.name(),
               "' holds no gradients (frozen)");
     LST_CHECK(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1 && cfg.eps > 0 &&
@@ -59,11 +66,12 @@ class AdamW {
     const T decay = T(1.0 - lr * m_cfg.weight_decay);
     // Parameter by parameter (a decay factor each); three expressions, each one pass over the parameter.
     for (std::size_t i = 0; i < m_arena.count(); ++i) {
+      if (!m_arena.trainable(i)) continue;
       const auto& info = m_arena.info(i);
       const TensorView<T, Backend> w = m_arena.value(i), g = m_arena.grad(i);
-      const TensorView<T, Backend> m(m_m.data() + info.offset, info.shape),
-          v(m_v.data() + info.offset, info.shape);
-      const T d = m_cfg.decay_biases_and_norms || !is_bias_or_norm(info.name) ? decay : T(1);
+      const TensorView<T, Backend> m(m_m.data() + info.grad_offset, info.shape),
+          v(m_v.data() + info.grad_offset, info.shape);
+      const T d = m_cfg.decay_biases_and_norms || !is_bias_or_norm(info.role, info.name) ? decay : T(1);
       m = b1 * m + (T(1) - b1) * g;
       v = b2 * v + (T(1) - b2) * g * g;
       w = d * w - step * (m * c1) / (sqrt(v * c2) + eps);
@@ -81,7 +89,7 @@ class AdamW {
  private:
   const ParameterArena<T, Backend>& m_arena;
   AdamWConfig m_cfg;
-  Tensor<T, Backend> m_m, m_v;  // (arena.size()) first and second moments
+  Tensor<T, Backend> m_m, m_v;  // (arena.gradient_size()) first and second moments, laid out as the gradients
   long m_t = 0;
 };
 

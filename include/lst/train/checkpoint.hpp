@@ -31,8 +31,9 @@ inline void save_checkpoint(const std::string& path, TaskModel& model,
   const auto groups = model.trainable();
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const ParameterArena<float>& a = *groups[g];
-    for (std::size_t i = 0; i < a.count(); ++i)
-      tensors.push_back({a.name() + "/" + a.info(i).name, a.value(i), "F32"});
+    for (std::size_t i = 0; i < a.count();
+         ++i)  // the trainable parameters: the rest is the pretrained model's
+      if (a.trainable(i)) tensors.push_back({a.name() + "/" + a.info(i).name, a.value(i), "F32"});
     if (g < optimizer.size())
       for (const auto& [name, view] : optimizer[g])
         tensors.push_back({"optimizer/" + a.name() + "/" + name, view, "F32"});
@@ -84,7 +85,7 @@ inline nlohmann::json load_checkpoint(const std::string& path, TaskModel& model,
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const ParameterArena<float>& a = *groups[g];
     for (std::size_t i = 0; i < a.count(); ++i)
-      reads.emplace_back(a.name() + "/" + a.info(i).name, a.value(i));
+      if (a.trainable(i)) reads.emplace_back(a.name() + "/" + a.info(i).name, a.value(i));
     if (g < optimizer.size())
       for (const auto& [name, view] : optimizer[g])
         reads.emplace_back("optimizer/" + a.name() + "/" + name, view);

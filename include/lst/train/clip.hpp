@@ -21,7 +21,7 @@ double global_grad_norm(const std::vector<ParameterArena<T, Cpu>*>& groups) {
   for (const ParameterArena<T, Cpu>* g : groups) {
     if (!g->has_gradients()) continue;
     const T* d = g->grads().data();
-    const index_t n = g->size(), whole = n - n % lanes;
+    const index_t n = g->gradient_size(), whole = n - n % lanes;
     for (index_t i = 0; i < whole; i += lanes)
       for (index_t l = 0; l < lanes; ++l) part[l] += double(d[i + l]) * double(d[i + l]);
     for (index_t i = whole; i < n; ++i) part[i - whole] += double(d[i]) * double(d[i]);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /// @file attention.hpp
 /// @brief The CPU's attention (ops/attention.hpp): (sequence, head) pairs in parallel, each by GEMMs and a
-///        row-wise softmax, or for narrow heads by the fused row kernels of attention_rows.hpp.
+///        row-wise softmax, or for narrow heads by the fused row kernels of attention_rows.hpp; attention
+///        dropout's mask drawn row by row (attention_dropout_scales) in forward and again in backward.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +25,29 @@ struct AttentionHeads {
   const AttentionLayout& L;
   index_t C, H, D;
   bool skip_padded_queries;
+  /// Attention dropout (training only): whether it is on, its stream, the least 24-bit draw kept and the
+  /// kept probabilities' scale 1 / (1 - p).
+  bool dropout = false;
+  std::uint64_t dropout_key = 0, keep_from = 0;
+  T keep_scale = T(1);
+
+  AttentionHeads(const AttentionLayout& layout, const AttentionSettings& s, index_t C_, bool training)
+      : L(layout), C(C_), H(s.heads), D(C_ / s.heads), skip_padded_queries(s.skip_padded_queries) {
+    LST_CHECK(s.dropout >= 0.0 && s.dropout < 1.0, "attention: dropout probability ", s.dropout,
+              " is outside [0, 1)");
+    if (training && s.dropout > 0.0) {
+      dropout = true;
+      dropout_key = s.dropout_key;
+      keep_from = dropout_keep_from(s.dropout);
+      keep_scale = T(1.0 / (1.0 - s.dropout));
+    }
+  }
+
+  /// m (n) = the keep-scales of probabilities (b, h, i, 0 .. n - 1): 1 / (1 - p) where kept, else 0
+  /// (AttentionLayout::dropout_index).
+  void dropout_scales(index_t b, index_t h, index_t i, index_t n, T* m) const {
+    attention_dropout_scales<T>(dropout_key, L.dropout_index(b, h, H, i), keep_from, keep_scale, n, m);
+  }
 
   /// Head h of sequence b in a tensor whose sequences sit as `rows` says: a (rows, D) matrix with leading
   /// dimension C.
@@ -73,15 +97,17 @@ struct AttentionHeads {
   /// Per-thread scratch of the row-wise kernel, in values (Tp = Tk padded to whole packets): forward K^T, V^T
   /// (D rows of Tp each), the key bias (Tp) and the exps of up to attention_max_rows_per_call rows; backward
   /// K^T, V^T, dK^T, dV^T (D rows each), the kept probabilities of up to attention_max_rows_per_call rows
-  /// (none when they are recomputed), and the key bias. Rounded up to whole 64-byte lines: two threads'
-  /// scratch never shares a cache line (false sharing on values written every row made the second thread
-  /// nearly useless).
-  static index_t forward_scratch(index_t D, index_t Tk) {
-    return whole_lines((2 * D + 1 + attention_max_rows_per_call) * padded_keys<T>(Tk));
+  /// (none when they are recomputed), and the key bias; with dropout, both also the keep-scales of up to
+  /// attention_max_rows_per_call rows. Rounded up to whole 64-byte lines: two threads' scratch never shares
+  /// a cache line (false sharing on values written every row made the second thread nearly useless).
+  index_t forward_scratch(index_t Tk) const {
+    return whole_lines((2 * D + 1 + attention_max_rows_per_call + dropout_rows()) * padded_keys<T>(Tk));
   }
-  static index_t backward_scratch(index_t D, index_t Tk, bool recompute) {
-    return whole_lines((4 * D + kept_rows(recompute) + 1) * padded_keys<T>(Tk));
+  index_t backward_scratch(index_t Tk, bool recompute) const {
+    return whole_lines((4 * D + kept_rows(recompute) + 1 + dropout_rows()) * padded_keys<T>(Tk));
   }
+  /// Rows of keep-scales in the row-wise kernel's scratch.
+  index_t dropout_rows() const { return dropout ? attention_max_rows_per_call : 0; }
   /// Rows of kept probabilities in the backward scratch.
   static index_t kept_rows(bool recompute) { return recompute ? 0 : attention_max_rows_per_call; }
   static index_t whole_lines(index_t n) {
@@ -99,7 +125,8 @@ struct AttentionHeads {
     const index_t Tq = L.q.length(b), Tk = L.k.length(b), P = L.prefix, Tx = Tk - P, q0 = L.q.first_row(b);
     const index_t keys = live_keys(mask_row, Tx, P), rows = query_rows(mask_row, Tx, Tq);
     const index_t Tp = padded_keys<T>(keys);
-    T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp;
+    T *kt = work, *vt = kt + D * Tp, *bias = vt + D * Tp, *e = bias + Tp,
+      *m = e + attention_max_rows_per_call * Tp;  // keep-scales, with dropout
     transpose_head(k, L.k.first_row(b), h, keys, kt);
     transpose_head(v, L.k.first_row(b), h, keys, vt);
     key_bias(mask_row, keys, P, bias);
@@ -111,10 +138,17 @@ struct AttentionHeads {
         const T* qi = q + (q0 + i) * C + h * D;
         T* o = heads + (q0 + i) * C + h * D;
         SoftmaxRowStats<T> st[N];
-        if (probs)  // the exps become the kept probabilities below
+        if (dropout) {  // the rows' keep-scales over whole packets (those past the live keys meet exps of 0)
+          for (int r = 0; r < N; ++r) dropout_scales(b, h, i + r, Tp, m + r * Tp);
+          if (probs)
+            attention_rows_forward<T, Dc, N, true, true>(qi, o, C, scale, kt, vt, bias, Tp, e, st, m);
+          else
+            attention_rows_forward<T, Dc, N, false, true>(qi, o, C, scale, kt, vt, bias, Tp, e, st, m);
+        } else if (probs) {  // the exps become the kept probabilities below
           attention_rows_forward<T, Dc, N, true>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
-        else
+        } else {
           attention_rows_forward<T, Dc, N, false>(qi, o, C, scale, kt, vt, bias, Tp, e, st);
+        }
         for (int r = 0; r < N; ++r) {
           if (stats) {
             stats[2 * (i + r)] = st[r].max;
@@ -137,7 +171,8 @@ struct AttentionHeads {
   }
 
   /// Backward of the row-wise kernel for head h of sequence b: dq, dk, dv (laid out as q and k) get that
-  /// head's columns. `work` holds backward_scratch(D, Tk, saved.recompute) values.
+  /// head's columns. `work` holds backward_scratch(Tk, saved.recompute) values. With dropout, each row's
+  /// keep-scales are drawn again.
   void backward_rows(const T* q_all, const T* k_all, const T* v_all, const T* heads, const std::int32_t* mask,
                      const AttentionSaved<T, Cpu>& saved, const T* dheads, index_t b, index_t h, T scale,
                      T* work, T* dq, T* dk, T* dv) const {
@@ -148,7 +183,7 @@ struct AttentionHeads {
     const index_t Tp = padded_keys<T>(keys);
     const index_t R_kept = kept_rows(saved.recompute);
     T *kt = work, *vt = kt + D * Tp, *dkt = vt + D * Tp, *dvt = dkt + D * Tp, *p = dvt + D * Tp,
-      *bias = p + R_kept * Tp;
+      *bias = p + R_kept * Tp, *m = bias + Tp;  // m: keep-scales, with dropout
     transpose_head(k_all, k0, h, keys, kt);
     transpose_head(v_all, k0, h, keys, vt);
     std::fill(dkt, dkt + 2 * D * Tp, T(0));
@@ -168,16 +203,26 @@ struct AttentionHeads {
         T delta[N];  // go . o: the softmax backward's sum_j p_j dP_j
         for (int r = 0; r < N; ++r) delta[r] = attention_row_delta<T, Dc>(go + r * C, o + r * C);
         SoftmaxRowStats<T> stats[N] = {};  // used only when recomputing
+        if (dropout)
+          for (int r = 0; r < N; ++r) dropout_scales(b, h, i + r, Tp, m + r * Tp);
         if (saved.recompute) {
           for (int r = 0; r < N; ++r)
             stats[r] = {saved.row_stats.data()[2 * (first + r)], saved.row_stats.data()[2 * (first + r) + 1]};
-          attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta,
-                                                  nullptr, dkt, dvt);
+          if (dropout)
+            attention_rows_backward<T, Dc, N, true, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta,
+                                                          nullptr, dkt, dvt, m);
+          else
+            attention_rows_backward<T, Dc, N, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta,
+                                                    nullptr, dkt, dvt);
         } else {
           const T* kept = saved.probs.data() + (b * H + h) * L.q_stride * L.k_stride;
           for (int r = 0; r < N; ++r) std::copy_n(kept + (i + r) * Tk, keys, p + r * Tp);
-          attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta, p,
-                                                   dkt, dvt);
+          if (dropout)
+            attention_rows_backward<T, Dc, N, false, true>(q, go, gq, C, scale, kt, vt, bias, Tp, stats,
+                                                           delta, p, dkt, dvt, m);
+          else
+            attention_rows_backward<T, Dc, N, false>(q, go, gq, C, scale, kt, vt, bias, Tp, stats, delta, p,
+                                                     dkt, dvt);
         }
       };
       for_row_blocks<attention_rows_per_call<Dc>>(rows, rows_from);
@@ -211,9 +256,9 @@ struct Attention<Cpu> {
                       ConstView<T, Cpu> k, ConstView<T, Cpu> v, const std::int32_t* mask,
                       TensorView<T, Cpu> heads, AttentionSaved<T, Cpu>* saved) {
     const index_t B = L.x.count(), C = q.shape().cols(), H = settings.heads, D = C / H, P = L.prefix;
-    const cpu::AttentionHeads<T> A{L, C, H, D, settings.skip_padded_queries};
-    const index_t Sq = L.q_stride, Sk = L.k_stride;  // one (b, h) block's extents
     const bool training = saved != nullptr;
+    const cpu::AttentionHeads<T> A(L, settings, C, training);  // dropout in training only
+    const index_t Sq = L.q_stride, Sk = L.k_stride;            // one (b, h) block's extents
     // All heads' probabilities when backward reads them; otherwise one head's at a time (inference never
     // holds a (B, H, T, T) tensor).
     const bool keep_probs = training && settings.keep_probabilities;
@@ -228,7 +273,10 @@ struct Attention<Cpu> {
                          : by_rows  ? Shape{0}
                                     : Shape{workers, Sq, Sk},
                          cat),
-        scratch(by_rows ? Shape{workers, A.forward_scratch(D, Sk)} : Shape{0}, MemCategory::workspace),
+        scratch(by_rows ? Shape{workers, A.forward_scratch(Sk)} : Shape{0}, MemCategory::workspace),
+        // The gemm kernel's dropout: a row of keep-scales, and the dropped (Tq, Tk) block when P is kept.
+        dropped(A.dropout && !by_rows ? Shape{workers, (keep_probs ? Sq + 1 : 1) * Sk} : Shape{0},
+                MemCategory::workspace),
         // What the row-wise backward needs to recompute a row's probabilities with one exp each.
         row_stats(by_rows && training && !keep_probs ? Shape{B, H, Sq, 2} : Shape{0},
                   MemCategory::activations);
@@ -242,7 +290,7 @@ struct Attention<Cpu> {
       const std::int32_t* mrow = mask ? mask + b * L.x.length(b) : nullptr;
       if (by_rows) {
         A.forward_rows(q.data(), k.data(), v.data(), mrow, b, h, scale,
-                       scratch.data() + index_t(thread_index()) * A.forward_scratch(D, Sk), heads.data(),
+                       scratch.data() + index_t(thread_index()) * A.forward_scratch(Sk), heads.data(),
                        keep_probs ? probs.data() + bh * Sq * Sk : nullptr,
                        row_stats.empty() ? nullptr : row_stats.data() + bh * Sq * 2);
         continue;
@@ -253,8 +301,18 @@ struct Attention<Cpu> {
       cpu::gemm<T>(Trans::no, Trans::yes, scale, A.head(q.data(), L.q, b, h), A.head(k.data(), L.k, b, h),
                    T(0), MatrixRef<T, Cpu>(s, Tqb, Tkb));
       for (index_t i = 0; i < Tqb; ++i) cpu::masked_softmax_row(s + i * Tkb, Tkb, P, mrow);
-      // O_h (Tq, D) = P (Tq, Tk) V_h (Tk, D)
-      cpu::gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Cpu>(s, Tqb, Tkb),
+      const T* pv = s;  // what multiplies V: P, or dropout(P)
+      if (A.dropout) {  // dropped in place, or into a copy when backward reads the kept P
+        T* m = dropped.data() + index_t(thread_index()) * (keep_probs ? Sq + 1 : 1) * Sk;
+        T* pd = keep_probs ? m + Sk : s;
+        for (index_t i = 0; i < Tqb; ++i) {
+          A.dropout_scales(b, h, i, Tkb, m);
+          for (index_t j = 0; j < Tkb; ++j) pd[i * Tkb + j] = s[i * Tkb + j] * m[j];
+        }
+        pv = pd;
+      }
+      // O_h (Tq, D) = dropout(P) (Tq, Tk) V_h (Tk, D)
+      cpu::gemm<T>(Trans::no, Trans::no, T(1), MatrixRef<const T, Cpu>(pv, Tqb, Tkb),
                    A.head(v.data(), L.k, b, h), T(0), A.head(heads.data(), L.q, b, h));
       // Computed, then cleared: the row-wise kernel's result, to rounding.
       for (index_t i = A.query_rows(mrow, L.x.length(b), Tqb); i < Tqb; ++i)
@@ -274,23 +332,25 @@ struct Attention<Cpu> {
                        ConstView<T, Cpu> dheads, TensorView<T, Cpu> dq, TensorView<T, Cpu> dk,
                        TensorView<T, Cpu> dv) {
     const index_t B = L.x.count(), C = q.shape().cols(), H = settings.heads, D = C / H, P = L.prefix;
-    const cpu::AttentionHeads<T> A{L, C, H, D, settings.skip_padded_queries};
-    const index_t Sq = L.q_stride, Sk = L.k_stride;  // as in forward
+    const cpu::AttentionHeads<T> A(L, settings, C, true);  // the forward's dropout, drawn again
+    const index_t Sq = L.q_stride, Sk = L.k_stride;        // as in forward
     const T scale = T(1) / std::sqrt(T(D));
     // (B, H) pairs run in parallel; each thread holds one head's score gradient (and probabilities, when
     // recomputed) at a time.
     const index_t workers = threads();
     const bool by_rows = attention_rowwise<Cpu>(settings.kernel, D);
-    Tensor<T, Cpu> ds_all(by_rows ? Shape{workers, A.backward_scratch(D, Sk, saved.recompute)}
+    Tensor<T, Cpu> ds_all(by_rows ? Shape{workers, A.backward_scratch(Sk, saved.recompute)}
                                   : Shape{workers, Sq, Sk});
     Tensor<T, Cpu> recomputed(saved.recompute && !by_rows ? Shape{workers, Sq, Sk} : Shape{0});
+    // The gemm kernel's dropout: the keep-scales M and dropout(P) = P M of one head per thread.
+    Tensor<T, Cpu> dropped(A.dropout && !by_rows ? Shape{workers, 2, Sq, Sk} : Shape{0});
     const bool parallel = B * H * Sq * Sk >= parallel_min_elements;  // as in forward
     LST_PARALLEL_FOR_UNEVEN_IF(parallel)                             // packed sequences of unequal lengths
     for (index_t bh = 0; bh < B * H; ++bh) {
       const index_t b = bh / H, h = bh % H, w = thread_index();
       if (by_rows) {
         A.backward_rows(q.data(), k.data(), v.data(), heads.data(), mask, saved, dheads.data(), b, h, scale,
-                        ds_all.data() + w * A.backward_scratch(D, Sk, saved.recompute), dq.data(), dk.data(),
+                        ds_all.data() + w * A.backward_scratch(Sk, saved.recompute), dq.data(), dk.data(),
                         dv.data());
         continue;
       }
@@ -307,12 +367,26 @@ struct Attention<Cpu> {
       } else {
         p = saved.probs.data() + (b * H + h) * Sq * Sk;
       }
-      const MatrixRef<const T, Cpu> pm(p, Tqb, Tkb);
-      // dP (Tq, Tk) = dO_h V_h^T ; dV_h (Tk, D) = P^T dO_h
+      const T* pv = p;                                                // what multiplied V: P, or dropout(P)
+      T* m = A.dropout ? dropped.data() + w * 2 * Sq * Sk : nullptr;  // keep-scales (Tq, Tk)
+      if (A.dropout) {
+        T* pd = m + Sq * Sk;
+        for (index_t i = 0; i < Tqb; ++i) {
+          A.dropout_scales(b, h, i, Tkb, m + i * Tkb);
+          for (index_t j = 0; j < Tkb; ++j) pd[i * Tkb + j] = p[i * Tkb + j] * m[i * Tkb + j];
+        }
+        pv = pd;
+      }
+      const MatrixRef<const T, Cpu> pm(pv, Tqb, Tkb);
+      // dP (Tq, Tk) = dO_h V_h^T (with dropout, the dropped probabilities' gradient); dV_h (Tk, D) =
+      // dropout(P)^T dO_h
       cpu::gemm<T>(Trans::no, Trans::yes, T(1), A.head(dheads.data(), L.q, b, h), A.head(v.data(), L.k, b, h),
                    T(0), MatrixRef<T, Cpu>(ds));
       cpu::gemm<T>(Trans::yes, Trans::no, T(1), pm, A.head(dheads.data(), L.q, b, h), T(0),
                    A.head(dv.data(), L.k, b, h));
+      // Through the dropout: dP = M dP_dropped.
+      if (A.dropout)
+        for (index_t i = 0; i < Tqb * Tkb; ++i) ds.data()[i] *= m[i];
       // Softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j).
       for (index_t i = 0; i < Tqb; ++i) {
         T* d = ds.data() + i * Tkb;

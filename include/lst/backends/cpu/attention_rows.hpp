@@ -15,12 +15,23 @@
 /// only its log-sum-exp; Dao et al. 2022, 3.1). With each row's go . o from the caller, backward is one pass
 /// over the keys (Dao 2023, 3.1.2). The head width D is a template parameter so that the D
 /// accumulators of a row stay in registers.
+///
+/// Attention dropout multiplies each probability by its keep-scale m_j (1 / (1 - p) where kept, else 0),
+/// drawn by the caller into a row of Tp values (attention_dropout_scales): forward accumulates o += (e_j m_j)
+/// v_j over the undropped exps' sum, and backward, with delta = go . o of the dropped output (still sum_j p_j
+/// m_j dP_j), takes dS_j = scale p_j (m_j dP_j - delta) and dV_j += go p_j m_j.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "../../core/random.hpp"
 #include "row_math.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -63,6 +74,94 @@ Packet<T> attention_scores(const T* scaled_q, const Packet<T> (&k)[D], Packet<T>
 
 }  // namespace detail
 
+/// The least 24-bit draw that keeps an element at dropout probability p: uniform_in_stream(key, i) >= p iff
+/// mix64(key + i golden) >> 40 >= ceil(p 2^24) (the float is those 24 bits times 2^-24, exactly).
+inline std::uint64_t dropout_keep_from(double p) {
+  return static_cast<std::uint64_t>(std::ceil(p * 16777216.0));
+}
+
+/// m[j] = scale where element first + j of the stream `key` is kept (its 24-bit draw >= keep_from:
+/// uniform_in_stream(key, first + j) >= p), else 0, for j < n: attention dropout's keep-scales of one row.
+/// Eight draws at a time in 64-bit lanes with AVX-512 (DQ) or four with AVX2, the scalar definition's bits;
+/// each lane's SplitMix64 state key + (index + 1) golden grows by a constant a step, so the index multiply
+/// is an addition.
+template <class T>
+void attention_dropout_scales(std::uint64_t key, std::uint64_t first, std::uint64_t keep_from, T scale,
+                              index_t n, T* m) {
+  constexpr std::uint64_t golden = 0x9e3779b97f4a7c15ull;
+  index_t j = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    const auto state = [&](std::uint64_t l) {
+      return static_cast<long long>(key + (first + l + 1) * golden);
+    };
+    const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ull));
+    const __m512i m2 = _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebull));
+    const __m512i from = _mm512_set1_epi64(static_cast<long long>(keep_from));
+    const __m512i stride = _mm512_set1_epi64(static_cast<long long>(8 * golden));
+    __m512i z =
+        _mm512_set_epi64(state(7), state(6), state(5), state(4), state(3), state(2), state(1), state(0));
+    const auto kept8 = [&]() {  // the next eight draws' keep bits
+      __m512i h = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+      h = _mm512_mullo_epi64(_mm512_xor_si512(h, _mm512_srli_epi64(h, 27)), m2);
+      h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 31));
+      z = _mm512_add_epi64(z, stride);
+      return _mm512_cmpge_epu64_mask(_mm512_srli_epi64(h, 40), from);
+    };
+    if constexpr (std::is_same_v<T, float>) {
+      const __m512 s = _mm512_set1_ps(scale);
+      for (; j < n - n % 16; j += 16) {
+        const unsigned lo = kept8(), hi = kept8();
+        _mm512_storeu_ps(m + j, _mm512_maskz_mov_ps(static_cast<__mmask16>(lo | (hi << 8)), s));
+      }
+    } else {
+      const __m512d s = _mm512_set1_pd(scale);
+      for (; j < n - n % 8; j += 8) _mm512_storeu_pd(m + j, _mm512_maskz_mov_pd(kept8(), s));
+    }
+  }
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    const auto state = [&](std::uint64_t l) {
+      return static_cast<long long>(key + (first + l + 1) * golden);
+    };
+    // No 64-bit multiply: mul_low() builds the low 64 bits of z c from three 32 x 32 -> 64-bit products. The
+    // draws are below 2^24, so the signed compare with keep_from - 1 is exact.
+    const auto mul_low = [](__m256i z, std::uint64_t c) {
+      const __m256i c_lo = _mm256_set1_epi64x(static_cast<long long>(c & 0xffffffffull));
+      const __m256i c_hi = _mm256_set1_epi64x(static_cast<long long>(c >> 32));
+      const __m256i cross =
+          _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), c_lo), _mm256_mul_epu32(z, c_hi));
+      return _mm256_add_epi64(_mm256_mul_epu32(z, c_lo), _mm256_slli_epi64(cross, 32));
+    };
+    const __m256i above = _mm256_set1_epi64x(static_cast<long long>(keep_from) - 1);
+    const __m256i stride = _mm256_set1_epi64x(static_cast<long long>(4 * golden));
+    __m256i z = _mm256_set_epi64x(state(3), state(2), state(1), state(0));
+    const auto kept4 = [&]() {  // the next four draws' keep masks, all ones or zeros in 64-bit lanes
+      __m256i h = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xbf58476d1ce4e5b9ull);
+      h = mul_low(_mm256_xor_si256(h, _mm256_srli_epi64(h, 27)), 0x94d049bb133111ebull);
+      h = _mm256_srli_epi64(_mm256_xor_si256(h, _mm256_srli_epi64(h, 31)), 40);
+      z = _mm256_add_epi64(z, stride);
+      return _mm256_cmpgt_epi64(h, above);
+    };
+    if constexpr (std::is_same_v<T, float>) {
+      const __m256 s = _mm256_set1_ps(scale);
+      const __m256i even_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+      for (; j < n - n % 8; j += 8) {
+        const __m256i lo = _mm256_permutevar8x32_epi32(kept4(), even_dwords);
+        const __m256i hi = _mm256_permutevar8x32_epi32(kept4(), even_dwords);
+        const __m256 keep = _mm256_castsi256_ps(_mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_ps(m + j, _mm256_and_ps(keep, s));
+      }
+    } else {
+      const __m256d s = _mm256_set1_pd(scale);
+      for (; j < n - n % 4; j += 4) _mm256_storeu_pd(m + j, _mm256_and_pd(_mm256_castsi256_pd(kept4()), s));
+    }
+  }
+#endif
+  for (; j < n; ++j)
+    m[j] = (mix64(key + (first + std::uint64_t(j)) * golden) >> 40) >= keep_from ? scale : T(0);
+}
+
 /// Query rows per call of the row kernels for heads of width D: enough that each K^T, V^T, dK^T and dV^T
 /// packet is loaded (and, in backward, stored) once for several rows; few enough that the forward's R D
 /// accumulators mostly stay in registers (the one-pass backward holds more: its R D query-gradient
@@ -83,10 +182,11 @@ inline constexpr int attention_max_rows_per_call = 4;
 /// the probabilities (without, pass 2 does not store them back); `stats` (R) gets each row's statistics. Pass
 /// 1 scores the keys and takes their max; pass 2 takes the exps, their sum and the D weighted sums of V at
 /// once, and normalises the D outputs instead of the Tk probabilities. Every row's arithmetic is that of R
-/// = 1.
-template <class T, int D, int R, bool KeepExps = true>
+/// = 1. With Dropout, `keep` (R rows of Tp) holds the rows' keep-scales: the exps enter the outputs times
+/// them, and the sums (so the statistics and the kept exps) are the undropped ones.
+template <class T, int D, int R, bool KeepExps = true, bool Dropout = false>
 void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, const T* vt, const T* bias,
-                            index_t Tp, T* e, SoftmaxRowStats<T>* stats) {
+                            index_t Tp, T* e, SoftmaxRowStats<T>* stats, const T* keep = nullptr) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
@@ -125,7 +225,12 @@ void attention_rows_forward(const T* q, T* o, index_t ld, T scale, const T* kt, 
       const P x = masked_exp<T>(ei::ploadu<P>(e + r * Tp + j), pmx[r]);
       if constexpr (KeepExps) ei::pstoreu(e + r * Tp + j, x);
       sum[r] = ei::padd(sum[r], x);
-      for (int d = 0; d < D; ++d) acc[r][d] = ei::pmadd(x, v[d], acc[r][d]);
+      if constexpr (Dropout) {
+        const P xm = ei::pmul(x, ei::ploadu<P>(keep + r * Tp + j));
+        for (int d = 0; d < D; ++d) acc[r][d] = ei::pmadd(xm, v[d], acc[r][d]);
+      } else {
+        for (int d = 0; d < D; ++d) acc[r][d] = ei::pmadd(x, v[d], acc[r][d]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -153,11 +258,13 @@ T attention_row_delta(const T* go, const T* o) {
 /// accumulate the rows' shares, in row order; gq = dL/dq. With Recompute, each probability is recomputed
 /// from the scores (bit for bit the forward's); without, `p` (R rows of Tp, zero past Tk) holds the rows'
 /// kept probabilities. Each dK^T and dV^T packet is loaded and stored once per R rows; the arithmetic of
-/// every row, and the order in which rows add into dK^T and dV^T, is that of R = 1.
-template <class T, int D, int R, bool Recompute>
+/// every row, and the order in which rows add into dK^T and dV^T, is that of R = 1. With Dropout, `keep` (R
+/// rows of Tp) holds the forward's keep-scales m and o was the dropped output: dS = scale p (m dP - delta),
+/// dV += go p m (p the undropped probabilities, kept or recomputed).
+template <class T, int D, int R, bool Recompute, bool Dropout = false>
 void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale, const T* kt, const T* vt,
                              const T* bias, index_t Tp, const SoftmaxRowStats<T>* stats, const T* delta,
-                             const T* p, T* dkt, T* dvt) {
+                             const T* p, T* dkt, T* dvt, const T* keep = nullptr) {
   namespace ei = Eigen::internal;
   using P = Packet<T>;
   constexpr index_t L = packet_size<T>;
@@ -189,9 +296,15 @@ void attention_rows_backward(const T* q, const T* go, T* gq, index_t ld, T scale
         pj = ei::ploadu<P>(p + r * Tp + j);
       P dpj = ei::pmul(ei::pset1<P>(g[0]), ei::ploadu<P>(vt + j));
       for (int d = 1; d < D; ++d) dpj = ei::pmadd(ei::pset1<P>(g[d]), ei::ploadu<P>(vt + d * Tp + j), dpj);
+      P pv = pj;  // the probability that multiplied V: p, or with dropout p m
+      if constexpr (Dropout) {
+        const P mj = ei::ploadu<P>(keep + r * Tp + j);
+        dpj = ei::pmul(mj, dpj);  // the gradient of the undropped probability
+        pv = ei::pmul(pj, mj);
+      }
       const P ds = ei::pmul(ei::pmul(pscale, pj), ei::psub(dpj, pdelta[r]));
       for (int d = 0; d < D; ++d) {
-        dv[d] = ei::pmadd(ei::pset1<P>(g[d]), pj, dv[d]);
+        dv[d] = ei::pmadd(ei::pset1<P>(g[d]), pv, dv[d]);
         acc[r][d] = ei::pmadd(ds, k[d], acc[r][d]);
         dk[d] = ei::pmadd(ei::pset1<P>(q[r * ld + d]), ds, dk[d]);
       }

@@ -16,9 +16,13 @@ LST_NAMESPACE_BEGIN
 template <>
 struct Executor<Cpu> {
   /// dst = e, elementwise with broadcasting, in one pass: each output element is computed from the operands'
-  /// elements directly, so `y = a * b + c` reads a, b, c once and writes y once, allocating nothing.
+  /// elements directly, so `y = a * b + c` reads a, b, c once and writes y once, allocating nothing. Every
+  /// tensor e reads must be the CPU's (a compile-time check).
   template <class T, class E>
   static void assign(const TensorView<T, Cpu>& dst, const E& e) {
+    static_assert(assignable_on_v<E, Cpu>,
+                  "lst: Executor<Cpu> evaluates expressions of Cpu tensors only; this one reads another "
+                  "backend's memory");
     if constexpr (is_reduction<E>::value) {
       reduce(dst, e);
     } else {
@@ -163,7 +167,7 @@ struct Executor<Cpu> {
     for (index_t part = 0; part < parts; ++part) {
       const index_t c_begin = packets * part / parts * 8;
       const index_t c_end = part + 1 < parts ? packets * (part + 1) / parts * 8 : cols;
-      if constexpr (std::is_same_v<E, LeafExpr<const V>>) {
+      if constexpr (std::is_same_v<E, LeafExpr<const V, Cpu>>) {
         // A tensor's own columns (a linear layer's dy): rows one after the other, summed in packets held in
         // registers over every row, in row order from out's value, as the loop below sums them. That loop
         // stores each packet back to out after every row, and waits on the store for the next row.

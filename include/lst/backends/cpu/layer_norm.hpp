@@ -40,9 +40,15 @@ struct LayerNormKernel<Cpu> {
     for (index_t r = 0; r < rows; ++r) {
       const T* h = xhat + r * c;
       const T* g = dy + r * c;
-      for (index_t j = 0; j < c; ++j) {
-        dg[j] += g[j] * h[j];
-        db[j] += g[j];
+      if (dg && db) {
+        for (index_t j = 0; j < c; ++j) {
+          dg[j] += g[j] * h[j];
+          db[j] += g[j];
+        }
+      } else if (dg) {
+        for (index_t j = 0; j < c; ++j) dg[j] += g[j] * h[j];
+      } else if (db) {
+        for (index_t j = 0; j < c; ++j) db[j] += g[j];
       }
     }
   }

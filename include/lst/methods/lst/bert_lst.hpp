@@ -38,6 +38,7 @@ inline Tensor<float> fisher_information(const io::BertConfig& cfg, const io::Saf
   LST_CHECK(!examples.empty() && count > 0, "Fisher information needs training examples");
   BertFullFineTuning model(cfg, weights, outputs, seed);
   const ParameterArena<float>& arena = *model.trainable()[0];
+  LST_CHECK(arena.all_trainable(), "Fisher information: the backbone copy must train every parameter");
   Tensor<float> fisher = Tensor<float>::zeros(Shape{arena.size()}, MemCategory::workspace);
   const TensorView<float> g = arena.grads();
   for (std::size_t i = 0; i < std::min(count, examples.size()); ++i) {

@@ -125,6 +125,9 @@ struct SideOptions {
   bool recompute_attention = true;  ///< side attention probabilities recomputed in backward, not stored
   double dropout =
       0.1;  ///< in the side blocks, on the embeddings before the first ladder, after the final LayerNorm
+  /// Dropout on the side blocks' attention probabilities at the rate `dropout`, as the reference's side T5
+  /// blocks apply their dropout rate to the attention weights; false turns it off.
+  bool attention_dropout = true;
   TapDtype tap_dtype = TapDtype::f32;
   OutputGate output_gate = OutputGate::off;
   bool mean_pooling = false;  ///< the head reads the side state averaged over real tokens, not at [CLS]

@@ -32,6 +32,7 @@
 #include "../../nn/layer_norm.hpp"
 #include "../../ops/gate.hpp"
 #include "../../ops/gather_rows.hpp"
+#include "../../ops/packed_rows.hpp"
 #include "ladder.hpp"
 #include "layer_mask.hpp"
 #include "lst_config.hpp"
@@ -92,8 +93,13 @@ class SideNetwork {
               ") is not divisible by ", heads, " side heads");
     m_embedding_ladder = std::make_unique<Ladder<T, Backend>>(m_params, "ladders.embeddings", d, m_width,
                                                               m_options.ladder_rank);
-    const EncoderLayerConfig block{
-        m_width, heads, backbone.ffn_width / r, backbone.activation, backbone.norm_eps, m_options.dropout};
+    const EncoderLayerConfig block{m_width,
+                                   heads,
+                                   backbone.ffn_width / r,
+                                   backbone.activation,
+                                   backbone.norm_eps,
+                                   m_options.dropout,
+                                   m_options.attention_dropout ? m_options.dropout : 0.0};
     m_slot_of_layer.assign(std::size_t(backbone.layers), -1);
     for (std::size_t i = 0; i < m_kept.size(); ++i) {
       const std::string l = std::to_string(m_kept[i]);
@@ -102,7 +108,8 @@ class SideNetwork {
         m_ladders.push_back(std::make_unique<Ladder<T, Backend>>(m_params, "ladders." + l, d, m_width,
                                                                  m_options.ladder_rank));
       if (m_options.gate == GateMode::before || m_options.gate == GateMode::after)
-        m_gates.push_back(m_params.add("gates." + l, Shape{m_options.per_channel_gates ? m_width : 1}));
+        m_gates.push_back(
+            m_params.add("gates." + l, Shape{m_options.per_channel_gates ? m_width : 1}, ParamRole::gate));
       m_blocks.emplace_back(m_params, "blocks." + l, block, mix64(seed + 101 + std::uint64_t(m_kept[i])));
       m_blocks.back().set_recompute_attention(m_options.recompute_attention);
     }
@@ -112,7 +119,7 @@ class SideNetwork {
     if (m_options.output_gate != OutputGate::off) {
       LST_CHECK(m_options.output_gate_init > 0 && m_options.output_gate_init < 1,
                 "LST: the output gate's initial value ", m_options.output_gate_init, " is not in (0, 1)");
-      m_output_gate = m_params.add("output_gate", Shape{1});
+      m_output_gate = m_params.add("output_gate", Shape{1}, ParamRole::gate);
     }
     m_params.allocate(true);
     init_random(seed);
