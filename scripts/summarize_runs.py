@@ -26,8 +26,8 @@ def epoch_seconds(run_dir):
     return first, statistics.median(later) if later else None
 
 
-rows = []
-for path in sorted(pathlib.Path(sys.argv[1]).glob("*/metrics.json")):
+def row(path):
+    """One table row for OUT_ROOT/<run>/metrics.json."""
     m = json.loads(path.read_text())
     metric = m["primary_metric"]
     first, later = epoch_seconds(path.parent)
@@ -40,12 +40,20 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*/metrics.json")):
     raw = ""  # with a weight average (--ema-decay) the dev figures are the average's; the raw weights' beside
     if "best_raw_dev" in m:
         raw = f"; raw weights {100 * m['best_raw_dev'][metric]:.1f} (epoch {m['best_raw_epoch']})"
-    rows.append(
+    return (
         f"| {m['task']} | {m['method']} | {path.parent.name} | {metric} {100 * m['dev'][metric]:.1f}{extra} "
         f"| {100 * m['best_dev'][metric]:.1f} (epoch {m['best_epoch']}{raw}) | {m['epochs']:.0f} | {m['steps']} "
         f"| {m['train_seconds'] / 60:.1f} | {fmt(first)} | {fmt(later)} | {m['tokens_per_s']:.0f} | {m['trainable_parameters']:,} "
         f"| {m['peak_bytes']['total'] / 2**20:.0f} | {m['peak_rss_bytes'] / 2**20:.0f} |")
-print("| task | method | run | dev (last epoch) | best epoch | epochs | steps | train min | epoch 1 s | later epochs s | tokens/s "
-      "| trainable params | tracker peak MiB | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-print("\n".join(rows))
+
+
+def main():
+    rows = [row(path) for path in sorted(pathlib.Path(sys.argv[1]).glob("*/metrics.json"))]
+    print("| task | method | run | dev (last epoch) | best epoch | epochs | steps | train min | epoch 1 s | later epochs s | tokens/s "
+          "| trainable params | tracker peak MiB | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
