@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The full check of lst, as CI runs it (.ci/run):
-#   1. build/release: Release build of tests, benchmarks and examples; ctest -L cpu (unit + install-and-consume)
+#   1. build/release: Release build of tests, benchmarks and examples; ctest -L cpu (unit + install-and-consume);
+#      then scripts/quickstart_ci.sh (the README's first command in its short mode) on that build
 #   2. build/asan:    Debug (-O0 -g) build of the tests with ASan + UBSan; ctest -L cpu -LE packaging
 #   3. build/cblas:   Release build of the GEMM-using tests with -DLST_CBLAS=ON (OpenBLAS); ctest on them
 #   4. conan create . (the Conan 2 package and its test_package)
@@ -38,6 +39,10 @@ cmake -S "$ROOT" -B "$ROOT/build/release" \
 cmake --build "$ROOT/build/release" -j "$JOBS"
 step "release tests"
 ctest --test-dir "$ROOT/build/release" --output-on-failure -L cpu -j "$CTEST_JOBS"
+
+step "the README's first command, short (scripts/quickstart_ci.sh: a few LST steps on the real checkpoint and data)"
+# On the release build just made: the quickstart builds only lst-finetune there, which is up to date.
+LST_SKIP_DEPS=1 LST_QUICKSTART_BUILD_DIR="$ROOT/build/release" bash "$ROOT/scripts/quickstart_ci.sh"
 
 step "sanitizer build (build/asan: ASan + UBSan, -O0 -g)"
 # -O0, not -O1: the sanitizers check the same accesses, and the template-heavy test TUs compile 4x faster
