@@ -77,11 +77,6 @@ class SiteModules {
   /// Registers `module` at `site` (one module a site; null removes it).
   void attach(Site site, Module module) { m_modules[int(site)] = std::move(module); }
   const SiteModule<T, Backend>* at(Site site) const { return m_modules[int(site)].get(); }
-  bool any() const {
-    for (const Module& m : m_modules)
-      if (m) return true;
-    return false;
-  }
 
  private:
   Module m_modules[site_count];

@@ -33,6 +33,7 @@
 
 #include "../../core/random.hpp"
 #include "row_math.hpp"
+#include "splitmix_lanes.hpp"
 
 LST_NAMESPACE_BEGIN
 namespace cpu {
@@ -95,18 +96,14 @@ void attention_dropout_scales(std::uint64_t key, std::uint64_t first, std::uint6
     const auto state = [&](std::uint64_t l) {
       return static_cast<long long>(key + (first + l + 1) * golden);
     };
-    const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ull));
-    const __m512i m2 = _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebull));
     const __m512i from = _mm512_set1_epi64(static_cast<long long>(keep_from));
     const __m512i stride = _mm512_set1_epi64(static_cast<long long>(8 * golden));
     __m512i z =
         _mm512_set_epi64(state(7), state(6), state(5), state(4), state(3), state(2), state(1), state(0));
     const auto kept8 = [&]() {  // the next eight draws' keep bits
-      __m512i h = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
-      h = _mm512_mullo_epi64(_mm512_xor_si512(h, _mm512_srli_epi64(h, 27)), m2);
-      h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 31));
+      const __m512i h = splitmix_draws24(z);
       z = _mm512_add_epi64(z, stride);
-      return _mm512_cmpge_epu64_mask(_mm512_srli_epi64(h, 40), from);
+      return _mm512_cmpge_epu64_mask(h, from);
     };
     if constexpr (std::is_same_v<T, float>) {
       const __m512 s = _mm512_set1_ps(scale);
@@ -124,22 +121,12 @@ void attention_dropout_scales(std::uint64_t key, std::uint64_t first, std::uint6
     const auto state = [&](std::uint64_t l) {
       return static_cast<long long>(key + (first + l + 1) * golden);
     };
-    // No 64-bit multiply: mul_low() builds the low 64 bits of z c from three 32 x 32 -> 64-bit products. The
-    // draws are below 2^24, so the signed compare with keep_from - 1 is exact.
-    const auto mul_low = [](__m256i z, std::uint64_t c) {
-      const __m256i c_lo = _mm256_set1_epi64x(static_cast<long long>(c & 0xffffffffull));
-      const __m256i c_hi = _mm256_set1_epi64x(static_cast<long long>(c >> 32));
-      const __m256i cross =
-          _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), c_lo), _mm256_mul_epu32(z, c_hi));
-      return _mm256_add_epi64(_mm256_mul_epu32(z, c_lo), _mm256_slli_epi64(cross, 32));
-    };
+    // The draws are below 2^24, so the signed compare with keep_from - 1 is exact.
     const __m256i above = _mm256_set1_epi64x(static_cast<long long>(keep_from) - 1);
     const __m256i stride = _mm256_set1_epi64x(static_cast<long long>(4 * golden));
     __m256i z = _mm256_set_epi64x(state(3), state(2), state(1), state(0));
     const auto kept4 = [&]() {  // the next four draws' keep masks, all ones or zeros in 64-bit lanes
-      __m256i h = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xbf58476d1ce4e5b9ull);
-      h = mul_low(_mm256_xor_si256(h, _mm256_srli_epi64(h, 27)), 0x94d049bb133111ebull);
-      h = _mm256_srli_epi64(_mm256_xor_si256(h, _mm256_srli_epi64(h, 31)), 40);
+      const __m256i h = splitmix_draws24(z);
       z = _mm256_add_epi64(z, stride);
       return _mm256_cmpgt_epi64(h, above);
     };

@@ -16,6 +16,7 @@
 
 #include "../../core/random.hpp"
 #include "../../ops/dropout.hpp"
+#include "splitmix_lanes.hpp"
 #include "threads.hpp"
 
 LST_NAMESPACE_BEGIN
@@ -78,18 +79,13 @@ struct DropoutKernel<Cpu> {
       // bit for bit, without the float conversion.
       const __m512i keep_from = _mm512_set1_epi64(static_cast<long long>(std::ceil(double(p) * 16777216.0)));
       const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ull));
-      const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ull));
-      const __m512i m2 = _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebull));
       const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
       const __m512 pscale = _mm512_set1_ps(scale);
       const auto kept = [&](std::uint64_t index) {  // lanes index .. index + 7
         __m512i z = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(index)), lanes);
         z = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(key)), _mm512_mullo_epi64(z, golden));
         z = _mm512_add_epi64(z, golden);  // mix64(key + index * golden)
-        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
-        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
-        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
-        return _mm512_cmpge_epu64_mask(_mm512_srli_epi64(z, 40), keep_from);
+        return _mm512_cmpge_epu64_mask(cpu::splitmix_draws24(z), keep_from);
       };
       for (; j + 16 <= n; j += 16) {
         const __mmask16 m =
@@ -99,23 +95,10 @@ struct DropoutKernel<Cpu> {
     }
 #elif defined(__AVX2__)
     if constexpr (std::is_same_v<T, float>) {
-      // Eight draws at once in two vectors of four 64-bit lanes. AVX2 has no 64-bit multiply: mul_low()
-      // builds the low 64 bits of z c from three 32 x 32 -> 64-bit products. The first multiply, index *
-      // golden, becomes an addition: lane l's z starts at key + (first + l + 1) golden and grows by 8 golden
-      // a step. The 24-bit draws (below 2^31, so the signed compare is exact) are packed into eight 32-bit
-      // lanes; kept iff u > ceil(p 2^24) - 1, the scalar definition's mask bit for bit.
-      const auto mul_low = [](__m256i z, std::uint64_t c) {
-        const __m256i c_lo = _mm256_set1_epi64x(static_cast<long long>(c & 0xffffffffull));
-        const __m256i c_hi = _mm256_set1_epi64x(static_cast<long long>(c >> 32));
-        const __m256i cross =
-            _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), c_lo), _mm256_mul_epu32(z, c_hi));
-        return _mm256_add_epi64(_mm256_mul_epu32(z, c_lo), _mm256_slli_epi64(cross, 32));
-      };
-      const auto draws = [&](__m256i z) {  // (z ^ z >> 30) m1, (.. ^ .. >> 27) m2, .. ^ .. >> 31, top 24 bits
-        z = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xbf58476d1ce4e5b9ull);
-        z = mul_low(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94d049bb133111ebull);
-        return _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 40);
-      };
+      // Eight draws at once in two vectors of four 64-bit lanes (splitmix_lanes.hpp). The first multiply,
+      // index * golden, becomes an addition: lane l's z starts at key + (first + l + 1) golden and grows by 8
+      // golden a step. The 24-bit draws (below 2^31, so the signed compare is exact) are packed into eight
+      // 32-bit lanes; kept iff u > ceil(p 2^24) - 1, the scalar definition's mask bit for bit.
       constexpr std::uint64_t golden = 0x9e3779b97f4a7c15ull;
       const auto lane_state = [&](std::uint64_t l) { return key + (first + l + 1) * golden; };
       __m256i z_lo =
@@ -130,8 +113,8 @@ struct DropoutKernel<Cpu> {
       const __m256 pscale = _mm256_set1_ps(scale);
       for (; j + 8 <= n; j += 8) {
         // The low dword of each 64-bit draw, lanes 0-3 from z_lo and 4-7 from z_hi.
-        const __m256i lo = _mm256_permutevar8x32_epi32(draws(z_lo), even_dwords);
-        const __m256i hi = _mm256_permutevar8x32_epi32(draws(z_hi), even_dwords);
+        const __m256i lo = _mm256_permutevar8x32_epi32(cpu::splitmix_draws24(z_lo), even_dwords);
+        const __m256i hi = _mm256_permutevar8x32_epi32(cpu::splitmix_draws24(z_hi), even_dwords);
         const __m256i u = _mm256_permute2x128_si256(lo, hi, 0x20);
         const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(u, keep_above));
         _mm256_storeu_ps(y + j, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(x + j), pscale)));
